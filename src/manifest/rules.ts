@@ -1,0 +1,252 @@
+// Cross-field rules that a schema cannot express. Each is small, named, and returns problems
+// with a manifest path; validate.ts adds file and position.
+import path from "node:path";
+import type { Manifest, App, Environment } from "./schema.js";
+
+export interface RuleProblem {
+  path: (string | number)[];
+  message: string;
+  fix: string;
+}
+
+export type Rule = (manifest: Manifest) => RuleProblem[];
+
+/** The app as it runs in one environment: app fields with that environment's overrides applied. */
+export function effectiveApp(app: App, environment: Environment, appName: string): App {
+  const override = environment.apps[appName] ?? {};
+  return {
+    ...app,
+    port: override.port ?? app.port,
+    host: override.host ?? app.host,
+    args: override.args ?? app.args,
+    env: { ...app.env, ...(override.env ?? {}) },
+    instances: override.instances ?? app.instances,
+    health: override.health ?? app.health,
+    stopTimeoutSeconds: override.stopTimeoutSeconds ?? app.stopTimeoutSeconds,
+  };
+}
+
+function* eachAppInEachEnvironment(manifest: Manifest) {
+  for (const [envName, environment] of Object.entries(manifest.environments)) {
+    for (const [appName, app] of Object.entries(manifest.apps)) {
+      yield { envName, environment, appName, app: effectiveApp(app, environment, appName) };
+    }
+  }
+}
+
+export const overridesNameExistingApps: Rule = (manifest) =>
+  Object.entries(manifest.environments).flatMap(([envName, environment]) =>
+    Object.keys(environment.apps)
+      .filter((appName) => !(appName in manifest.apps))
+      .map((appName) => ({
+        path: ["environments", envName, "apps", appName],
+        message: `overrides an app "${appName}" that apps does not define`,
+        fix: `use one of: ${Object.keys(manifest.apps).join(", ") || "(no apps defined)"}`,
+      })),
+  );
+
+export const atLeastOneAppAndEnvironment: Rule = (manifest) => [
+  ...(Object.keys(manifest.apps).length === 0 ? [{ path: ["apps"], message: "no apps are defined", fix: "add at least one app under apps" }] : []),
+  ...(Object.keys(manifest.environments).length === 0
+    ? [{ path: ["environments"], message: "no environments are defined", fix: "add at least one environment (for example staging) under environments" }]
+    : []),
+];
+
+export const standardNodeEnv: Rule = (manifest) => {
+  const suggestion = `${manifest.project.toUpperCase().replace(/-/g, "_")}_ENV`;
+  const problems: RuleProblem[] = [];
+  const check = (env: Record<string, string> | undefined, at: (string | number)[]) => {
+    const value = env?.NODE_ENV;
+    if (value !== undefined && !["development", "production", "test"].includes(value)) {
+      problems.push({
+        path: [...at, "NODE_ENV"],
+        message: `NODE_ENV is "${value}"; Node.js and Next.js only know development, production and test`,
+        fix: `set NODE_ENV to production and put "${value}" in a project variable such as ${suggestion}`,
+      });
+    }
+  };
+  for (const [appName, app] of Object.entries(manifest.apps)) check(app.env, ["apps", appName, "env"]);
+  for (const [envName, environment] of Object.entries(manifest.environments)) {
+    check(environment.env, ["environments", envName, "env"]);
+    for (const [appName, override] of Object.entries(environment.apps)) check(override.env, ["environments", envName, "apps", appName, "env"]);
+  }
+  return problems;
+};
+
+export const nextjsRunsInProduction: Rule = (manifest) => {
+  const problems: RuleProblem[] = [];
+  for (const { envName, appName, app } of eachAppInEachEnvironment(manifest)) {
+    const value = app.env.NODE_ENV;
+    if (app.runtime === "nextjs" && value !== undefined && value !== "production") {
+      problems.push({
+        path: ["apps", appName, "env", "NODE_ENV"],
+        message: `a nextjs app runs next start, which needs NODE_ENV=production, but environment ${envName} gives "${value}"`,
+        fix: "remove NODE_ENV from this app's env (deploygen sets production)",
+      });
+    }
+  }
+  return problems;
+};
+
+/** Dev servers: hot reload, unoptimised bundles and exposed source maps have no place outside development. */
+const DEV_SERVER_SIGNS: { test: (script: string, args: string[]) => boolean; what: string; field: "script" | "args" }[] = [
+  { test: (script, args) => /(^|\/)next$/.test(script) && args[0] === "dev", what: "next dev", field: "args" },
+  { test: (_script, args) => args.includes("next") && args[args.indexOf("next") + 1] === "dev", what: "next dev", field: "args" },
+  { test: (script, args) => /(^|\/)(npm|pnpm|yarn|bun)$/.test(script) && (args[0] === "dev" || (args[0] === "run" && args[1] === "dev")), what: "a dev script", field: "args" },
+  { test: (script) => /(^|\/)(nodemon|ts-node-dev)$/.test(script), what: "a watching dev runner", field: "script" },
+  { test: (script, args) => /(^|\/)vite$/.test(script) && !args.includes("preview") && !args.includes("build"), what: "the vite dev server", field: "script" },
+  { test: (_script, args) => args.includes("--reload") || args.includes("--watch"), what: "auto-reload (--reload/--watch)", field: "args" },
+];
+
+export const noDevServerOutsideDevelopment: Rule = (manifest) => {
+  const problems: RuleProblem[] = [];
+  for (const { envName, appName, app, environment } of eachAppInEachEnvironment(manifest)) {
+    if (envName === "development") continue;
+    const sign = DEV_SERVER_SIGNS.find((candidate) => candidate.test(app.script ?? "", app.args));
+    if (!sign) continue;
+    const overridden = sign.field === "args" && environment.apps[appName]?.args !== undefined;
+    problems.push({
+      path: overridden ? ["environments", envName, "apps", appName, "args"] : ["apps", appName, sign.field],
+      message: `app ${appName} runs ${sign.what} in environment ${envName}; dev servers belong only in an environment named development`,
+      fix: sign.what === "next dev"
+        ? "use runtime: nextjs (next start after a build step) instead of next dev"
+        : "run the production server (for example uvicorn without --reload, node dist/server.js) and build first",
+    });
+  }
+  return problems;
+};
+
+export const uniquePortsPerEnvironment: Rule = (manifest) => {
+  const problems: RuleProblem[] = [];
+  for (const [envName, environment] of Object.entries(manifest.environments)) {
+    const owners = new Map<number, string>();
+    for (const [appName, app] of Object.entries(manifest.apps)) {
+      const port = effectiveApp(app, environment, appName).port;
+      if (port === undefined) continue;
+      const owner = owners.get(port);
+      if (owner !== undefined) {
+        const overridden = environment.apps[appName]?.port !== undefined;
+        problems.push({
+          path: overridden ? ["environments", envName, "apps", appName, "port"] : ["apps", appName, "port"],
+          message: `port ${port} is used by both ${owner} and ${appName} in environment ${envName}`,
+          fix: `give ${appName} another port${overridden ? "" : ` (or override it under environments.${envName}.apps.${appName}.port)`}`,
+        });
+      } else owners.set(port, appName);
+    }
+  }
+  return problems;
+};
+
+export const runtimeFields: Rule = (manifest) => {
+  const problems: RuleProblem[] = [];
+  for (const [appName, app] of Object.entries(manifest.apps)) {
+    if (app.runtime === "nextjs" && app.script !== undefined)
+      problems.push({ path: ["apps", appName, "script"], message: "a nextjs app's script is implied (node_modules/.bin/next)", fix: "remove script, or use runtime: node" });
+    if (app.runtime === "nextjs" && app.args.length > 0)
+      problems.push({ path: ["apps", appName, "args"], message: "a nextjs app's args are implied (start -H <host> -p <port>)", fix: "remove args; set host and port instead" });
+    if (app.runtime === "nextjs" && app.port === undefined)
+      problems.push({ path: ["apps", appName], message: "a nextjs app needs a port", fix: "add port: <number>" });
+    if (app.runtime !== "nextjs" && app.script === undefined)
+      problems.push({ path: ["apps", appName], message: `a ${app.runtime} app needs a script`, fix: app.runtime === "python" ? "add script: .venv/bin/python (and args)" : "add script: <file relative to cwd>" });
+  }
+  for (const { envName, appName, app } of eachAppInEachEnvironment(manifest)) {
+    if (app.instances !== undefined && app.instances > 1 && app.runtime !== "node" && app.runtime !== "nextjs") {
+      const overridden = manifest.environments[envName]?.apps[appName]?.instances !== undefined;
+      problems.push({
+        path: overridden ? ["environments", envName, "apps", appName, "instances"] : ["apps", appName, "instances"],
+        message: `instances (PM2 cluster mode) needs a node or nextjs app; ${appName} is ${app.runtime}`,
+        fix: "remove instances, or let the app server run its own workers (for example uvicorn --workers)",
+      });
+    }
+    if (app.health !== undefined && app.port === undefined)
+      problems.push({ path: ["apps", appName, "health"], message: `health needs a port, and ${appName} has none in environment ${envName}`, fix: "add port, or remove health" });
+    if (app.args.some((arg) => arg.includes("{port}")) && app.port === undefined)
+      problems.push({ path: ["apps", appName, "args"], message: `args use {port} but ${appName} has no port in environment ${envName}`, fix: "add port" });
+  }
+  return problems;
+};
+
+function pathProblem(value: string, at: (string | number)[], what: string, allowAbsolute = false): RuleProblem[] {
+  if (path.posix.isAbsolute(value) && !allowAbsolute)
+    return [{ path: at, message: `${what} is the absolute path ${value}; generated files must work wherever the project is checked out`, fix: `write it relative to ${what === "cwd" || what === "output" || what.startsWith("env") ? "the project root (the manifest's folder)" : "the app's cwd"}` }];
+  if (value.startsWith("~"))
+    return [{ path: at, message: `${what} starts with "~", which only a shell expands`, fix: "write a project-relative path" }];
+  const normalized = path.posix.normalize(value);
+  if (!allowAbsolute && (normalized === ".." || normalized.startsWith("../")))
+    return [{ path: at, message: `${what} ${value} leaves the project root`, fix: "keep project paths inside the project (the manifest's folder)" }];
+  return [];
+}
+
+export const projectRelativePaths: Rule = (manifest) => {
+  const problems: RuleProblem[] = [...pathProblem(manifest.output, ["output"], "output")];
+  if (path.posix.normalize(manifest.output) === ".")
+    problems.push({ path: ["output"], message: "output is the project root itself", fix: "use a folder of its own, for example deploy" });
+  for (const [appName, app] of Object.entries(manifest.apps)) {
+    problems.push(...pathProblem(app.cwd, ["apps", appName, "cwd"], "cwd"));
+    if (app.script !== undefined) problems.push(...pathProblem(app.script, ["apps", appName, "script"], "script", app.runtime === "command"));
+    app.verify?.files.forEach((file, index) => problems.push(...pathProblem(file, ["apps", appName, "verify", "files", index], "a verify file")));
+  }
+  for (const [envName, environment] of Object.entries(manifest.environments)) {
+    if (environment.envFile !== undefined) problems.push(...pathProblem(environment.envFile, ["environments", envName, "envFile"], "envFile"));
+    if (environment.exampleFile !== undefined) problems.push(...pathProblem(environment.exampleFile, ["environments", envName, "exampleFile"], "exampleFile"));
+    if (environment.pm2Home !== undefined && environment.pm2Home.startsWith("~"))
+      problems.push({ path: ["environments", envName, "pm2Home"], message: 'pm2Home starts with "~", which only a shell expands', fix: "leave pm2Home out to use ~/.pm2 of the service user, or give an absolute or project-relative path" });
+    if (environment.exampleFile !== undefined && environment.exampleFile === environment.envFile)
+      problems.push({ path: ["environments", envName, "exampleFile"], message: "exampleFile is the env file itself", fix: "point exampleFile at the committed example (for example .env.staging.example)" });
+    if (environment.requiredEnv.length > 0 && environment.envFile === undefined)
+      problems.push({ path: ["environments", envName, "requiredEnv"], message: "requiredEnv needs an envFile to check", fix: `add envFile: .env.${envName}` });
+    if (environment.alerts && environment.envFile === undefined)
+      problems.push({ path: ["environments", envName, "alerts"], message: "alerts.webhookEnv is read from the env file, and this environment has none", fix: `add envFile: .env.${envName}` });
+  }
+  return problems;
+};
+
+/** The generated scripts reserve PORT, HOST; PM2_HOME and the root variable belong to deploygen. */
+export const reservedEnvNames: Rule = (manifest) => {
+  const rootVar = `${manifest.project.toUpperCase().replace(/-/g, "_")}_ROOT`;
+  const reserved = new Map([
+    ["PORT", "set port on the app instead"],
+    ["HOST", "set host on the app instead"],
+    ["PM2_HOME", "set pm2Home on the environment instead"],
+    [rootVar, "deploygen derives it from the generated files' location"],
+  ]);
+  const problems: RuleProblem[] = [];
+  const check = (env: Record<string, string> | undefined, at: (string | number)[]) => {
+    for (const key of Object.keys(env ?? {})) {
+      const fix = reserved.get(key);
+      if (fix) problems.push({ path: [...at, key], message: `${key} is managed by deploygen`, fix });
+    }
+  };
+  for (const [appName, app] of Object.entries(manifest.apps)) check(app.env, ["apps", appName, "env"]);
+  for (const [envName, environment] of Object.entries(manifest.environments)) {
+    check(environment.env, ["environments", envName, "env"]);
+    for (const [appName, override] of Object.entries(environment.apps)) check(override.env, ["environments", envName, "apps", appName, "env"]);
+  }
+  return problems;
+};
+
+/** Full names must fit what systemd (unit names) and PM2 carry. */
+export const namesFitTargets: Rule = (manifest) => {
+  const problems: RuleProblem[] = [];
+  for (const envName of Object.keys(manifest.environments)) {
+    for (const appName of Object.keys(manifest.apps)) {
+      const full = `${manifest.project}-${envName}-${appName}`;
+      if (full.length > 100)
+        problems.push({ path: ["apps", appName], message: `the PM2 name ${full} is longer than 100 characters`, fix: "shorten the project, environment or app name" });
+    }
+  }
+  return problems;
+};
+
+export const RULES: Rule[] = [
+  atLeastOneAppAndEnvironment,
+  overridesNameExistingApps,
+  standardNodeEnv,
+  nextjsRunsInProduction,
+  noDevServerOutsideDevelopment,
+  uniquePortsPerEnvironment,
+  runtimeFields,
+  projectRelativePaths,
+  reservedEnvNames,
+  namesFitTargets,
+];

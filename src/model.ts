@@ -1,0 +1,218 @@
+// The resolver: the one place that derives names, paths, ports and environment for each
+// environment. Templates and output modules only read this model.
+import path from "node:path";
+import type { Manifest, App, Runtime } from "./manifest/schema.js";
+import { effectiveApp } from "./manifest/rules.js";
+
+export const DEFAULT_HOST = "127.0.0.1";
+export const HEALTH_PROBE_HOST = "127.0.0.1";
+/** Margin added to the sum of app timeouts so systemd never kills a start or stop that is still progressing. */
+const SYSTEMD_TIMEOUT_MARGIN_SECONDS = 30;
+
+export interface ResolvedHealth {
+  url: string;
+  timeoutSeconds: number;
+}
+
+export interface ResolvedApp {
+  key: string;
+  pm2Name: string;
+  runtime: Runtime;
+  /** Project-relative working directory (POSIX, normalised; "." for the root). */
+  cwd: string;
+  /** Relative to cwd, or absolute for a command runtime. */
+  script: string;
+  args: string[];
+  port?: number;
+  host?: string;
+  /** Committed, non-secret environment (env file values are added on the host at run time). */
+  env: [string, string][];
+  /** Variables deploygen sets last, over the env file (PORT, HOST, NODE_ENV where implied). */
+  enforcedEnv: [string, string][];
+  install: string[];
+  build: string[];
+  verifyFiles: string[];
+  verifyCommands: string[];
+  /** A build output folder kept aside during a build so a failed build can be rolled back (relative to cwd). */
+  buildOutputDir?: string;
+  health?: ResolvedHealth;
+  interpreter: "none" | "node";
+  execMode: "fork" | "cluster";
+  instances: number;
+  killTimeoutMs: number;
+  listenTimeoutMs: number;
+  outLog: string;
+  errorLog: string;
+}
+
+export interface ResolvedEnvironment {
+  name: string;
+  namespace: string;
+  /** systemd template unit (instance = systemd-escape --path of the project root). */
+  unitTemplate: string;
+  unitPrefix: string;
+  healthUnitPrefix: string;
+  healthUnitTemplate: string;
+  healthTimerTemplate: string;
+  envFile?: string;
+  exampleFile?: string;
+  requiredEnv: string[];
+  /** null: ~/.pm2 of the service user. */
+  pm2Home: { kind: "default" } | { kind: "project"; path: string } | { kind: "absolute"; path: string };
+  user: string;
+  group?: string;
+  alertWebhookEnv?: string;
+  healthIntervalSeconds: number;
+  startTimeoutSeconds: number;
+  stopTimeoutSeconds: number;
+  files: EnvironmentFiles;
+  apps: ResolvedApp[];
+}
+
+/** Paths of generated files, relative to the output folder. */
+export interface EnvironmentFiles {
+  ecosystem: string;
+  unit: string;
+  healthUnit: string;
+  healthTimer: string;
+  deploy: string;
+  start: string;
+  stop: string;
+  healthCheck: string;
+  installSystemd: string;
+}
+
+export interface ResolvedProject {
+  project: string;
+  /** Manifest file name as written in headers (relative to the project root). */
+  manifestName: string;
+  /** Output folder relative to the project root. */
+  output: string;
+  /** From the output folder back to the project root, e.g. "..". */
+  rootFromOutput: string;
+  /** From the scripts folder back to the project root, e.g. "../..". */
+  rootFromScripts: string;
+  rootEnvVar: string;
+  scriptsLib: string;
+  environments: ResolvedEnvironment[];
+}
+
+export function projectEnvVar(project: string, suffix: string): string {
+  return `${project.toUpperCase().replace(/-/g, "_")}_${suffix}`;
+}
+
+const byName = <T>(entries: [string, T][]): [string, T][] => [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+const sortedEntries = (record: Record<string, string>): [string, string][] => byName(Object.entries(record));
+
+function posixNormalize(value: string): string {
+  const normalized = path.posix.normalize(value).replace(/\/+$/, "");
+  return normalized === "" ? "." : normalized;
+}
+
+export function environmentFiles(env: string, project: string): EnvironmentFiles {
+  const prefix = `${project}-${env}`;
+  return {
+    ecosystem: `ecosystem.${env}.config.js`,
+    unit: `systemd/${prefix}@.service`,
+    healthUnit: `systemd/${prefix}-health@.service`,
+    healthTimer: `systemd/${prefix}-health@.timer`,
+    deploy: `scripts/deploy-${env}.sh`,
+    start: `scripts/start-${env}.sh`,
+    stop: `scripts/stop-${env}.sh`,
+    healthCheck: `scripts/health-check-${env}.sh`,
+    installSystemd: `scripts/install-systemd-${env}.sh`,
+  };
+}
+
+function resolveApp(manifest: Manifest, envName: string, key: string, declared: App): ResolvedApp {
+  const app = effectiveApp(declared, manifest.environments[envName]!, key);
+  const port = app.port;
+  const host = port === undefined ? undefined : app.host ?? DEFAULT_HOST;
+  const substitute = (arg: string) => (port === undefined ? arg : arg.split("{port}").join(String(port)));
+  const isNext = app.runtime === "nextjs";
+  const args = isNext ? ["start", "-H", host ?? DEFAULT_HOST, "-p", String(port)] : app.args.map(substitute);
+  const instances = app.instances ?? 1;
+  const clusterCapable = app.runtime === "node" || app.runtime === "nextjs";
+  const enforcedEnv: [string, string][] = [];
+  if (port !== undefined) enforcedEnv.push(["HOST", host ?? DEFAULT_HOST], ["PORT", String(port)]);
+  if (isNext) enforcedEnv.push(["NODE_ENV", "production"]);
+  const environment = manifest.environments[envName]!;
+  const committed = { ...environment.env, ...app.env };
+  for (const [name] of enforcedEnv) delete committed[name];
+  const pm2Name = `${manifest.project}-${envName}-${key}`;
+  return {
+    key,
+    pm2Name,
+    runtime: app.runtime,
+    cwd: posixNormalize(app.cwd),
+    script: isNext ? "node_modules/.bin/next" : (app.script as string),
+    args,
+    ...(port !== undefined ? { port, host } : {}),
+    env: sortedEntries(committed),
+    enforcedEnv,
+    install: app.install,
+    build: app.build,
+    verifyFiles: [...(app.verify?.files ?? []), ...(isNext ? [".next/BUILD_ID"] : [])],
+    verifyCommands: app.verify?.commands ?? [],
+    ...(isNext ? { buildOutputDir: ".next" } : {}),
+    ...(app.health && port !== undefined
+      ? { health: { url: `http://${HEALTH_PROBE_HOST}:${port}${app.health.path}`, timeoutSeconds: app.health.timeoutSeconds } }
+      : {}),
+    interpreter: app.runtime === "node" || app.runtime === "nextjs" ? "node" : "none",
+    execMode: clusterCapable && instances > 1 ? "cluster" : "fork",
+    instances,
+    killTimeoutMs: app.stopTimeoutSeconds * 1000,
+    listenTimeoutMs: (app.health?.timeoutSeconds ?? 60) * 1000,
+    outLog: `logs/${pm2Name}.out.log`,
+    errorLog: `logs/${pm2Name}.err.log`,
+  };
+}
+
+export function resolveProject(manifest: Manifest, manifestName: string): ResolvedProject {
+  const output = posixNormalize(manifest.output);
+  const depth = output.split("/").length;
+  const rootFromOutput = Array.from({ length: depth }, () => "..").join("/");
+  const environments = byName(Object.entries(manifest.environments)).map(([envName, environment]): ResolvedEnvironment => {
+    const apps = byName(Object.entries(manifest.apps)).map(([key, app]) => resolveApp(manifest, envName, key, app));
+    const prefix = `${manifest.project}-${envName}`;
+    const healthBudget = apps.reduce((sum, app) => sum + (app.health?.timeoutSeconds ?? 0), 0);
+    const stopBudget = apps.reduce((sum, app) => sum + app.killTimeoutMs / 1000, 0);
+    const pm2Home = environment.pm2Home;
+    return {
+      name: envName,
+      namespace: prefix,
+      unitPrefix: prefix,
+      unitTemplate: `${prefix}@.service`,
+      healthUnitPrefix: `${prefix}-health`,
+      healthUnitTemplate: `${prefix}-health@.service`,
+      healthTimerTemplate: `${prefix}-health@.timer`,
+      ...(environment.envFile !== undefined ? { envFile: posixNormalize(environment.envFile) } : {}),
+      ...(environment.exampleFile !== undefined ? { exampleFile: posixNormalize(environment.exampleFile) } : {}),
+      requiredEnv: environment.requiredEnv,
+      pm2Home:
+        pm2Home === undefined
+          ? { kind: "default" }
+          : path.posix.isAbsolute(pm2Home)
+            ? { kind: "absolute", path: posixNormalize(pm2Home) }
+            : { kind: "project", path: posixNormalize(pm2Home) },
+      user: environment.systemd?.user ?? manifest.project,
+      ...(environment.systemd?.group !== undefined ? { group: environment.systemd.group } : {}),
+      ...(environment.alerts ? { alertWebhookEnv: environment.alerts.webhookEnv } : {}),
+      healthIntervalSeconds: environment.healthIntervalSeconds,
+      startTimeoutSeconds: healthBudget + SYSTEMD_TIMEOUT_MARGIN_SECONDS + 60,
+      stopTimeoutSeconds: stopBudget + SYSTEMD_TIMEOUT_MARGIN_SECONDS,
+      files: environmentFiles(envName, manifest.project),
+      apps,
+    };
+  });
+  return {
+    project: manifest.project,
+    manifestName,
+    output,
+    rootFromOutput,
+    rootFromScripts: `${rootFromOutput}/..`,
+    rootEnvVar: projectEnvVar(manifest.project, "ROOT"),
+    scriptsLib: "scripts/deploygen-lib.sh",
+    environments,
+  };
+}

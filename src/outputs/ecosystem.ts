@@ -1,0 +1,44 @@
+// ecosystem.<env>.config.js: a fixed preamble plus the apps as JSON data.
+import type { OutputBuilder } from "./types.js";
+import type { ResolvedApp } from "../model.js";
+import { commentHeader } from "./header.js";
+
+/** The PM2 options of one app; paths that depend on the root are joined at load time. */
+export function pm2Options(app: ResolvedApp, namespace: string): Record<string, unknown> {
+  return {
+    name: app.pm2Name,
+    namespace,
+    script: app.script,
+    args: app.args,
+    interpreter: app.interpreter,
+    exec_mode: app.execMode,
+    instances: app.instances,
+    autorestart: true,
+    exp_backoff_restart_delay: 100,
+    kill_timeout: app.killTimeoutMs,
+    listen_timeout: app.listenTimeoutMs,
+    merge_logs: true,
+    time: true,
+  };
+}
+
+export const ecosystemOutputs: OutputBuilder = (project, environment, renderer) => [
+  {
+    path: environment.files.ecosystem,
+    mode: 0o644,
+    content: renderer.render("ecosystem.config.js", {
+      header: commentHeader(project, "//"),
+      rootEnvVar: project.rootEnvVar,
+      rootFromOutput: project.rootFromOutput,
+      envFile: environment.envFile ?? null,
+      apps: environment.apps.map((app) => ({
+        pm2: pm2Options(app, environment.namespace),
+        cwd: app.cwd,
+        outLog: app.outLog,
+        errorLog: app.errorLog,
+        env: Object.fromEntries(app.env),
+        enforcedEnv: Object.fromEntries(app.enforcedEnv),
+      })),
+    }),
+  },
+];

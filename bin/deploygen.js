@@ -1,4 +1,8 @@
 #!/usr/bin/env node
-import { main } from "../dist/cli.js";
+// CommonJS (see bin/package.json): Node starts it without its ES module loader.
+"use strict";
+const { main } = require("../dist/run.cjs");
 
-process.exitCode = await main(process.argv.slice(2));
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

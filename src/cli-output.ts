@@ -2,19 +2,27 @@
 import type { ManifestProblem } from "./errors.js";
 import { formatProblem } from "./errors.js";
 import type { WriteResult } from "./write.js";
+import type { Comparison } from "./check.js";
+import type { ImportResult } from "./import/index.js";
 
 export interface Output {
   raw(text: string): void;
   generated(outputDir: string, result: WriteResult): void;
   validated(file: string, apps: number, environments: number): void;
+  /** `check` (stale is an error) and `diff` (stale is information). `regenerate` is the command that fixes it. */
+  compared(command: "check" | "diff", manifest: string, comparison: Comparison, regenerate: string): void;
+  initialised(file: string, preset: string, project: string, next: string): void;
+  imported(result: ImportResult, written: string | undefined, next: string): void;
   problems(problems: ManifestProblem[]): void;
   error(message: string, fix?: string): void;
   bug(error: unknown): void;
 }
 
-export function colourEnabled(stream: NodeJS.WriteStream): boolean {
-  return Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== "dumb";
+export function colourEnabled(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(stream.isTTY) && !env.NO_COLOR && env.TERM !== "dumb";
 }
+
+const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
 
 export function createOutput(options: { json: boolean; quiet: boolean }): Output {
   const colour = colourEnabled(process.stderr) && colourEnabled(process.stdout);
@@ -22,7 +30,31 @@ export function createOutput(options: { json: boolean; quiet: boolean }): Output
   const say = (text: string) => {
     if (!options.quiet) process.stdout.write(`${text}\n`);
   };
+  const warn = (text: string) => {
+    if (!options.quiet) process.stderr.write(`${paint("33", "warning")} ${text}\n`);
+  };
   const json = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  const fail = (message: string, fix?: string) => {
+    process.stderr.write(`${paint("31", "error")} ${message}\n`);
+    if (fix) process.stderr.write(`${paint("1", "fix")}: ${fix}\n`);
+  };
+  const paintPatch = (patch: string) =>
+    colour
+      ? patch
+          .split("\n")
+          .map((line) =>
+            /^(diff --git|old mode|new mode|--- |\+\+\+ )/.test(line)
+              ? paint("1", line)
+              : line.startsWith("@@")
+                ? paint("36", line)
+                : line.startsWith("+")
+                  ? paint("32", line)
+                  : line.startsWith("-")
+                    ? paint("31", line)
+                    : line,
+          )
+          .join("\n")
+      : patch;
   return {
     raw: (text) => process.stdout.write(text),
     generated(outputDir, result) {
@@ -34,16 +66,62 @@ export function createOutput(options: { json: boolean; quiet: boolean }): Output
     },
     validated(file, apps, environments) {
       if (options.json) return json({ valid: true, file, apps, environments });
-      say(`${paint("32", "valid")} ${file}: ${apps} app${apps === 1 ? "" : "s"}, ${environments} environment${environments === 1 ? "" : "s"}`);
+      say(`${paint("32", "valid")} ${file}: ${plural(apps, "app")}, ${plural(environments, "environment")}`);
+    },
+    compared(command, manifest, comparison, regenerate) {
+      const { patches, ...report } = comparison;
+      if (options.json) return json({ manifest, ...report, patch: patches.join("") });
+      const dir = comparison.outputDir;
+      if (comparison.upToDate) return say(`${paint("32", "up to date")}: ${dir} matches ${manifest} (${plural(comparison.checked, "file")})`);
+      // The diff is what `diff` is for; `check --quiet` keeps only the verdict.
+      if (command === "diff" || !options.quiet) for (const patch of patches) process.stdout.write(paintPatch(patch));
+      if (patches.length > 0 && !options.quiet) say("");
+      for (const file of comparison.changed) say(`${paint("33", "changed")}  ${dir}/${file}`);
+      for (const { path, expected, actual } of comparison.modeChanged) say(`${paint("33", "mode")}     ${dir}/${path} is ${actual}, generated as ${expected}`);
+      for (const file of comparison.missing) say(`${paint("33", "missing")}  ${dir}/${file}`);
+      for (const file of comparison.orphans) say(`${paint("33", "orphan")}   ${dir}/${file} (generated earlier; the manifest no longer produces it)`);
+      const counts = [
+        comparison.changed.length && `${comparison.changed.length} changed`,
+        comparison.modeChanged.length && `${comparison.modeChanged.length} with another mode`,
+        comparison.missing.length && `${comparison.missing.length} missing`,
+        comparison.orphans.length && plural(comparison.orphans.length, "orphan"),
+      ].filter(Boolean);
+      const foreign = comparison.notGenerated.length > 0;
+      const fix = `run \`${regenerate}${foreign ? " --force" : ""}\` and commit the result${
+        foreign ? ` (--force because ${comparison.notGenerated.map((file) => `${dir}/${file}`).join(", ")} lack${comparison.notGenerated.length === 1 ? "s" : ""} deploygen's header: move them away first if they are yours)` : ""
+      }`;
+      if (command === "check") fail(`${dir} is stale: ${counts.join(", ")} compared with ${manifest}`, fix);
+      else say(`${counts.join(", ")}; to write them: ${fix.replace(/^run /, "")}`);
+    },
+    initialised(file, preset, project, next) {
+      if (options.json) return json({ written: file, preset, project });
+      say(`${paint("32", "written")} ${file} (preset ${preset}, project ${project})`);
+      say(`next: ${next}`);
+    },
+    imported(result, written, next) {
+      if (options.json) return json({ written: written ?? null, ...result });
+      if (written === undefined) process.stdout.write(result.manifest);
+      else say(`${paint("32", "written")} ${written}`);
+      const fixed = result.notes.filter((note) => note.kind === "fixed").length;
+      const assumed = result.notes.filter((note) => note.kind === "assumed").length;
+      const dropped = result.notes.filter((note) => note.kind === "not-imported").length;
+      const summary = `imported ${plural(result.apps, "app")} from ${result.source}: ${plural(fixed, "defect")} fixed, ${plural(assumed, "assumption")} to check, ${dropped} option${dropped === 1 ? "" : "s"} not imported (listed at the top of the manifest)`;
+      // With the manifest on stdout, the summary goes to stderr so that `> deploygen.yaml` stays clean.
+      if (!options.quiet) (written === undefined ? process.stderr : process.stdout).write(`${summary}\n`);
+      if (result.problems.length > 0) {
+        for (const problem of result.problems) process.stderr.write(`${paint("31", "error")} ${formatProblem(problem)}\n`);
+        fail("the imported manifest does not validate yet", "edit it as the lines above say, then run `deploygen validate`");
+      } else if (written !== undefined) say(`next: ${next}`);
+      else warn(`review the comments at the top, save it as deploygen.yaml, then: ${next}`);
     },
     problems(problems) {
       if (options.json) return json({ valid: false, problems });
       for (const problem of problems) process.stderr.write(`${paint("31", "error")} ${formatProblem(problem)}\n`);
+      if (problems.some((problem) => !problem.fix)) process.stderr.write(`${paint("1", "fix")}: correct the manifest at the positions above, then run \`deploygen validate\`\n`);
     },
     error(message, fix) {
       if (options.json) return json({ error: message, fix });
-      process.stderr.write(`${paint("31", "error")} ${message}\n`);
-      if (fix) process.stderr.write(`${paint("1", "fix")}: ${fix}\n`);
+      fail(message, fix);
     },
     bug(error) {
       process.stderr.write(`deploygen: internal error (this is a bug; please report it with the command you ran):\n${error instanceof Error ? error.stack : String(error)}\n`);

@@ -42,5 +42,10 @@ export function formatManifestPath(path: (string | number)[]): string {
 export function formatProblem(problem: ManifestProblem): string {
   const where = problem.position ? `${problem.file}:${problem.position.line}:${problem.position.column}` : problem.file;
   const fix = problem.fix ? ` Fix: ${problem.fix}` : "";
-  return `${where}: ${formatManifestPath(problem.path)}: ${problem.message}.${fix}`.replace(/\.\./g, ".");
+  // Only the sentence ends get a period: messages quote paths such as ../x verbatim.
+  return `${where}: ${formatManifestPath(problem.path)}: ${sentence(problem.message)}${fix}`;
+}
+
+function sentence(text: string): string {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
 }

@@ -1,10 +1,22 @@
 // The one Handlebars environment: compiled strictly, no HTML escaping, and only named
 // per-target quoting helpers. Templates are compiled once per process.
-import Handlebars from "handlebars";
+//
+// Templates are always read from templates/ at run time (they are the source of truth). Only
+// the Handlebars *runtime* is loaded up front: a template's compiled form comes from the table
+// the bundle embeds at build time (src/build/bundle.mjs precompiles every template with
+// COMPILE_OPTIONS below) when its text is unchanged, and otherwise from the Handlebars compiler,
+// which is then loaded on demand (under vitest, from src/, always).
+import handlebarsRuntime from "handlebars/runtime.js";
+import type HandlebarsFull from "handlebars";
 import { readFileSync, readdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
-import { shellQuote, systemdQuote, escapeSystemdSpecifiers, jsString, jsValue } from "./quote.js";
+import { shellQuote, systemdQuote, systemdWord, systemdEnvAssignment, escapeSystemdSpecifiers, jsString, jsValue } from "./quote.js";
+import { PRECOMPILED_TEMPLATES, type TemplateSpec } from "./render-precompiled.js";
+
+// handlebars/runtime.js is the same Handlebars without its compiler; its bundled typings declare nothing.
+const HandlebarsRuntime = handlebarsRuntime as unknown as Pick<typeof HandlebarsFull, "create">;
 
 export const TEMPLATES_DIR = fileURLToPath(new URL("../templates/", import.meta.url));
 
@@ -15,11 +27,60 @@ const HELPERS = {
   systemd: (value: unknown) => systemdQuote(requireString(value, "systemd")),
   /** Unquoted systemd path value ("%" doubled). */
   systemdPath: (value: unknown) => escapeSystemdSpecifiers(requireString(value, "systemdPath")),
+  /** Double-quoted systemd word: {{systemdWord "%f/" path}} (the prefix is template text: specifiers and "/"). */
+  systemdWord: (prefix: unknown, value: unknown) => systemdWord(requireString(prefix, "systemdWord"), requireString(value, "systemdWord")),
+  /** Quoted Environment= assignment: {{systemdEnv "PM2_HOME" "%f/" path}}. */
+  systemdEnv: (name: unknown, prefix: unknown, value: unknown) =>
+    systemdEnvAssignment(requireString(name, "systemdEnv"), requireString(prefix, "systemdEnv"), requireString(value, "systemdEnv")),
   /** JavaScript string literal. */
   js: (value: unknown) => jsString(requireString(value, "js")),
   /** JavaScript/JSON value. */
-  json: (value: unknown) => jsValue(value),
+  json: (value: unknown) => {
+    if (value === undefined) throw new Error("template helper json got a missing field");
+    return jsValue(value);
+  },
 };
+
+/**
+ * Strict mode makes {{missing}} throw, but not {{#if missing}} or {{#each missing}}: these would
+ * silently render their else branch. The block helpers are wrapped so that a missing field
+ * (undefined; views use null for "absent") fails generation too.
+ */
+const STRICT_BLOCK_HELPERS = ["if", "unless", "each", "with"] as const;
+
+type HelperFn = (this: unknown, ...args: unknown[]) => unknown;
+
+function strictBlockHelper(name: string, original: HelperFn): HelperFn {
+  return function (this: unknown, ...args: unknown[]) {
+    const options = args[args.length - 1] as { loc?: { start?: { line?: number } } } | undefined;
+    if (args.length < 2 || args[0] === undefined) {
+      const line = options?.loc?.start?.line;
+      throw new Error(`template: {{#${name}}} got a missing field${line === undefined ? "" : ` (line ${line})`}`);
+    }
+    return original.apply(this, args);
+  };
+}
+
+/**
+ * Views reach templates through a proxy whose `in` sees own properties only: with strict mode,
+ * {{constructor}} or {{x.__proto__}} then throw "not defined" like any other missing field
+ * (Handlebars' own prototype-access check would render them empty).
+ */
+const viewProxies = new WeakMap<object, object>();
+export function ownPropertiesOnly<T>(value: T): T {
+  if (value === null || typeof value !== "object") return value;
+  const cached = viewProxies.get(value);
+  if (cached) return cached as T;
+  const proxy = new Proxy(value, {
+    has: (target, key) => Object.prototype.hasOwnProperty.call(target, key),
+    get: (target, key, receiver) => {
+      const result = Reflect.get(target, key, receiver);
+      return Object.prototype.hasOwnProperty.call(target, key) ? ownPropertiesOnly(result) : result;
+    },
+  });
+  viewProxies.set(value, proxy);
+  return proxy;
+}
 
 function requireString(value: unknown, helper: string): string {
   if (typeof value === "number") return String(value);
@@ -27,7 +88,7 @@ function requireString(value: unknown, helper: string): string {
   return value;
 }
 
-const COMPILE_OPTIONS: CompileOptions = {
+export const COMPILE_OPTIONS: CompileOptions = {
   strict: true,
   noEscape: true,
   knownHelpersOnly: true,
@@ -35,7 +96,30 @@ const COMPILE_OPTIONS: CompileOptions = {
   preventIndent: true,
 };
 
-type CompileOptions = Parameters<typeof Handlebars.compile>[1];
+type CompileOptions = NonNullable<Parameters<typeof HandlebarsFull.compile>[1]>;
+type TemplateDelegate = ReturnType<typeof HandlebarsFull.template>;
+
+/** The Handlebars compiler (the full package), loaded only when a template is not precompiled. */
+let compiler: typeof HandlebarsFull | undefined;
+const loadCompiler = () => (compiler ??= createRequire(import.meta.url)("handlebars") as typeof HandlebarsFull);
+
+/** Compiled specs by template text: a template is compiled at most once per process, whichever renderer asks. */
+const compiledSpecs = new Map<string, TemplateSpec>(PRECOMPILED_TEMPLATES);
+
+/** The JavaScript source of a template's compiled form (what Handlebars.precompile returns), for the build. */
+export function precompileSource(source: string): string {
+  return loadCompiler().precompile(source, COMPILE_OPTIONS) as unknown as string;
+}
+
+function templateSpec(source: string): TemplateSpec {
+  let spec = compiledSpecs.get(source);
+  if (!spec) {
+    // What Handlebars.compile does, in two visible steps: compile to JavaScript source, then evaluate it.
+    spec = new Function(`return ${precompileSource(source)};`)() as TemplateSpec;
+    compiledSpecs.set(source, spec);
+  }
+  return spec;
+}
 
 export type TemplateName =
   | "ecosystem.config.js"
@@ -55,22 +139,28 @@ export interface Renderer {
 
 /** Builds an isolated environment from a templates folder (tests pass their own to prove strictness). */
 export function createRenderer(templatesDir: string = TEMPLATES_DIR): Renderer {
-  const env = Handlebars.create();
+  const env = HandlebarsRuntime.create();
   for (const [name, helper] of Object.entries(HELPERS)) env.registerHelper(name, helper);
+  for (const name of STRICT_BLOCK_HELPERS) env.registerHelper(name, strictBlockHelper(name, env.helpers[name] as HelperFn));
+  env.registerHelper("lookup", (object: unknown, field: unknown) => {
+    if (object === null || typeof object !== "object" || !Object.prototype.hasOwnProperty.call(object, field as PropertyKey))
+      throw new Error(`template: {{lookup}} of ${String(field)}, which is not a field`);
+    return (object as Record<PropertyKey, unknown>)[field as PropertyKey];
+  });
   const partialsDir = path.join(templatesDir, "partials");
   for (const file of safeReaddir(partialsDir)) {
     const partialName = file.replace(/\..*$/, "");
-    env.registerPartial(partialName, env.compile(readFileSync(path.join(partialsDir, file), "utf8"), COMPILE_OPTIONS));
+    env.registerPartial(partialName, env.template(templateSpec(readFileSync(path.join(partialsDir, file), "utf8"))));
   }
-  const compiled = new Map<string, HandlebarsTemplateDelegate>();
+  const compiled = new Map<string, TemplateDelegate>();
   return {
     render(name, view) {
       let template = compiled.get(name);
       if (!template) {
-        template = env.compile(readFileSync(path.join(templatesDir, `${name}.hbs`), "utf8"), COMPILE_OPTIONS);
+        template = env.template(templateSpec(readFileSync(path.join(templatesDir, `${name}.hbs`), "utf8")));
         compiled.set(name, template);
       }
-      return template(view, { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
+      return template(ownPropertiesOnly(view), { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
     },
   };
 }

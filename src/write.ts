@@ -1,7 +1,9 @@
 // The only stage that touches the disk: all-or-nothing writes of generated files.
-import fs from "fs-extra";
+// File system calls are synchronous: for a command-line run, each awaited call would only add a
+// round trip through libuv's thread pool. rename stays the promise API's (tests inject failures there).
+import { rename } from "node:fs/promises";
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync, type Dirent } from "node:fs";
 import path from "node:path";
-import { randomBytes } from "node:crypto";
 import type { FileOutput } from "./outputs/types.js";
 import { hasGeneratedHeader } from "./outputs/header.js";
 import { UserError } from "./errors.js";
@@ -22,12 +24,18 @@ export async function compareWithDisk(outputDir: string, files: FileOutput[]): P
       const target = path.join(outputDir, file.path);
       let current: string;
       try {
-        current = await fs.readFile(target, "utf8");
+        current = readFileSync(target, "utf8");
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") return states.set(file.path, { status: "missing" });
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "ENOENT") return states.set(file.path, { status: "missing" });
+        if (code === "EISDIR" || code === "ENOTDIR")
+          throw new UserError(
+            code === "EISDIR" ? `${target} is a folder, where deploygen writes a file` : `a parent of ${target} is a file, where deploygen needs a folder`,
+            "move it away (or choose another output folder in the manifest), then generate again; nothing was written",
+          );
         throw error;
       }
-      const modeOk = ((await fs.stat(target)).mode & 0o777) === file.mode;
+      const modeOk = (statSync(target).mode & 0o777) === file.mode;
       states.set(file.path, current === file.content && modeOk ? { status: "same" } : { status: "changed", current, generated: hasGeneratedHeader(current) });
     }),
   );
@@ -38,9 +46,9 @@ export async function compareWithDisk(outputDir: string, files: FileOutput[]): P
 export async function findOrphans(outputDir: string, keep: Set<string>): Promise<string[]> {
   const orphans: string[] = [];
   const walk = async (dir: string): Promise<void> => {
-    let entries: fs.Dirent[];
+    let entries: Dirent[];
     try {
-      entries = await fs.readdir(dir, { withFileTypes: true });
+      entries = readdirSync(dir, { withFileTypes: true });
     } catch {
       return;
     }
@@ -49,7 +57,7 @@ export async function findOrphans(outputDir: string, keep: Set<string>): Promise
       const relative = path.relative(outputDir, full).split(path.sep).join("/");
       if (entry.isDirectory()) await walk(full);
       else if (entry.isFile() && !keep.has(relative)) {
-        const head = await readHead(full);
+        const head = readHead(full);
         if (hasGeneratedHeader(head)) orphans.push(relative);
       }
     }
@@ -58,14 +66,14 @@ export async function findOrphans(outputDir: string, keep: Set<string>): Promise
   return orphans.sort();
 }
 
-async function readHead(file: string): Promise<string> {
-  const handle = await fs.promises.open(file, "r");
+function readHead(file: string): string {
+  const fd = openSync(file, "r");
   try {
     const buffer = Buffer.alloc(1024);
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    const bytesRead = readSync(fd, buffer, 0, buffer.length, 0);
     return buffer.subarray(0, bytesRead).toString("utf8");
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -91,60 +99,79 @@ export async function writeOutputs(outputDir: string, files: FileOutput[], optio
   const removals = options.removeOrphans ?? [];
   if (changed.length === 0 && removals.length === 0) return { written: [], unchanged, removed: [] };
 
-  await fs.mkdirp(path.dirname(outputDir));
-  const staging = path.join(path.dirname(outputDir), `.deploygen-tmp-${randomBytes(6).toString("hex")}`);
+  mkdirSync(path.dirname(outputDir), { recursive: true });
+  const staging = mkdtempSync(path.join(path.dirname(outputDir), ".deploygen-tmp-"));
   const moved: Move[] = [];
   try {
     for (const file of changed) {
       const staged = path.join(staging, "new", file.path);
-      await fs.outputFile(staged, file.content, { mode: file.mode });
-      await fs.chmod(staged, file.mode);
+      mkdirSync(path.dirname(staged), { recursive: true });
+      writeFileSync(staged, file.content, { mode: file.mode });
+      chmodSync(staged, file.mode);
     }
     for (const file of changed) {
       const target = path.join(outputDir, file.path);
       const backup = path.join(staging, "old", file.path);
-      await fs.mkdirp(path.dirname(target));
+      const createdDir = mkdirSync(path.dirname(target), { recursive: true });
+      // Folders this write created are removed again (deepest first, only when empty) on a roll-back.
+      if (createdDir !== undefined) moved.push({ kind: "createdDir", target: path.dirname(target), top: createdDir });
       const exists = states.get(file.path)?.status !== "missing";
       if (exists) {
-        await fs.mkdirp(path.dirname(backup));
-        await fs.rename(target, backup);
+        mkdirSync(path.dirname(backup), { recursive: true });
+        await rename(target, backup);
       }
       moved.push(exists ? { kind: "replaced", target, backup } : { kind: "created", target });
-      await fs.rename(path.join(staging, "new", file.path), target);
+      await rename(path.join(staging, "new", file.path), target);
     }
     for (const relative of removals) {
       const target = path.join(outputDir, relative);
       const backup = path.join(staging, "old", relative);
-      await fs.mkdirp(path.dirname(backup));
-      await fs.rename(target, backup);
+      mkdirSync(path.dirname(backup), { recursive: true });
+      await rename(target, backup);
       moved.push({ kind: "removed", target, backup });
     }
   } catch (error) {
     await rollBack(moved);
-    await fs.remove(staging);
+    await removeTree(staging);
     throw error;
   }
-  await fs.remove(staging);
+  await removeTree(staging);
   for (const relative of removals) await removeEmptyParents(outputDir, path.dirname(path.join(outputDir, relative)));
   return { written: changed.map((file) => file.path), unchanged, removed: removals };
 }
 
+/** rm -rf: a missing path is not an error. */
+const removeTree = async (target: string) => rmSync(target, { recursive: true, force: true });
+
 /** What a write did to one path, so that a failure can undo it. */
-type Move = { kind: "created"; target: string } | { kind: "replaced" | "removed"; target: string; backup: string };
+type Move =
+  | { kind: "created"; target: string }
+  | { kind: "createdDir"; target: string; top: string }
+  | { kind: "replaced" | "removed"; target: string; backup: string };
 
 async function rollBack(moved: Move[]): Promise<void> {
   for (const move of moved.reverse()) {
-    if (move.kind === "created") await fs.remove(move.target).catch(() => undefined);
-    else await fs.rename(move.backup, move.target).catch(() => undefined);
+    if (move.kind === "created") await removeTree(move.target).catch(() => undefined);
+    else if (move.kind === "createdDir") await removeEmptyParents(path.dirname(move.top), move.target);
+    else await rename(move.backup, move.target).catch(() => undefined);
   }
 }
 
 async function removeEmptyParents(root: string, dir: string): Promise<void> {
   let current = dir;
   while (current.startsWith(root) && current !== root) {
-    const entries = await fs.readdir(current).catch(() => ["?"]);
+    let entries: string[];
+    try {
+      entries = readdirSync(current);
+    } catch {
+      entries = ["?"];
+    }
     if (entries.length > 0) return;
-    await fs.rmdir(current).catch(() => undefined);
+    try {
+      rmdirSync(current);
+    } catch {
+      // ignored: the next check decides
+    }
     current = path.dirname(current);
   }
 }

@@ -268,8 +268,8 @@ describe("seed finding 10: the systemd unit type fits PM2", () => {
     expect(unit).toMatch(/^Type=oneshot$/m);
     expect(unit).toMatch(/^RemainAfterExit=yes$/m);
     expect(unit).not.toMatch(/Type=forking/);
-    expect(unit).toMatch(/^ExecStart=\/bin\/bash "%f\/deploy\/scripts\/start-staging\.sh" --direct$/m);
-    expect(unit).toMatch(/^ExecStop=\/bin\/bash "%f\/deploy\/scripts\/stop-staging\.sh" --direct$/m);
+    expect(unit).toMatch(/^ExecStart=:?\/bin\/bash "%f\/deploy\/scripts\/start-staging\.sh" --direct$/m);
+    expect(unit).toMatch(/^ExecStop=:?\/bin\/bash "%f\/deploy\/scripts\/stop-staging\.sh" --direct$/m);
     expect(unit).toMatch(/^User=codeframe$/m);
   });
 });

@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { existsSync } from "node:fs";
-import { LineCounter, parseDocument, isNode, type Document } from "yaml";
+import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from "yaml";
 import { ManifestError, UserError, type SourcePosition } from "../errors.js";
 
 export const DEFAULT_MANIFEST_NAMES = ["deploygen.yaml", "deploygen.yml", "deploygen.json"] as const;
@@ -45,27 +45,45 @@ export async function loadManifest(file: string, cwd = process.cwd()): Promise<L
 export function parseManifestText(text: string, file: string, displayName = file): LoadedManifest {
   const lineCounter = new LineCounter();
   const isJson = file.endsWith(".json");
+  if (isJson) {
+    // JSON first: YAML would accept some invalid JSON (trailing commas, single quotes) and word
+    // the rest in YAML terms. Duplicate keys, which JSON.parse allows, are caught by YAML below.
+    try {
+      JSON.parse(text.replace(/^\uFEFF/, ""));
+    } catch (error) {
+      const message = (error as Error).message;
+      const match = /at position (\d+)/.exec(message);
+      const offset = match ? Number(match[1]) + (text.startsWith("\uFEFF") ? 1 : 0) : text.length;
+      throw new ManifestError([
+        {
+          file: displayName,
+          path: [],
+          position: positionAt(text, offset),
+          message: `JSON syntax error: ${message.replace(/ in JSON at position \d+.*$/, "").replace(/^Unexpected end of JSON input$/, "the file ends too early")}`,
+          fix: "correct the JSON syntax at that position",
+        },
+      ]);
+    }
+  }
   const doc: Document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
   const firstError = doc.errors[0];
   if (firstError) {
     const offset = firstError.pos[0];
     const { line, col } = lineCounter.linePos(offset);
+    const duplicate = firstError.code === "DUPLICATE_KEY";
+    // A duplicate key is named by its path; a syntax error has no trustworthy one.
+    const errorPath = duplicate ? (pathAt(doc.contents, offset) ?? []) : [];
     throw new ManifestError([
       {
         file: displayName,
-        path: [],
+        path: errorPath,
         position: { line, column: col },
-        message: `${isJson ? "JSON" : "YAML"} syntax error: ${firstError.message.split("\n")[0]}`,
-        fix: "correct the syntax at that position",
+        message: duplicate
+          ? `the key ${JSON.stringify(String(errorPath.at(-1) ?? ""))} appears twice in one mapping`
+          : `${isJson ? "JSON" : "YAML"} syntax error: ${firstError.message.split("\n")[0]}`,
+        fix: duplicate ? "keep only one of them (merge their contents if both matter)" : "correct the syntax at that position",
       },
     ]);
-  }
-  if (isJson) {
-    try {
-      JSON.parse(text);
-    } catch (error) {
-      throw new ManifestError([{ file: displayName, path: [], message: `JSON syntax error: ${(error as Error).message}`, fix: "correct the JSON syntax" }]);
-    }
   }
   const data: unknown = doc.toJS({ maxAliasCount: 100 });
   const locate = (manifestPath: (string | number)[]): SourcePosition | undefined => {
@@ -73,12 +91,11 @@ export function parseManifestText(text: string, file: string, displayName = file
     for (let depth = manifestPath.length; depth >= 0; depth--) {
       const node = depth === 0 ? doc.contents : doc.getIn(manifestPath.slice(0, depth), true);
       if (isNode(node) && node.range) {
+        // A mapping entry is pointed at by its key (a missing field by its parent's key), a list
+        // item or the whole document by the node itself.
+        const keyPos = depth > 0 ? keyPosition(doc, manifestPath.slice(0, depth), lineCounter) : undefined;
+        if (keyPos) return keyPos;
         const { line, col } = lineCounter.linePos(node.range[0]);
-        // A record key that is itself the problem: point at the key, not the value.
-        if (depth === manifestPath.length && depth > 0) {
-          const keyPos = keyPosition(doc, manifestPath, lineCounter);
-          if (keyPos) return keyPos;
-        }
         return { line, column: col };
       }
     }
@@ -99,6 +116,32 @@ function keyPosition(doc: Document, manifestPath: (string | number)[], lineCount
         return { line, column: col };
       }
     }
+  }
+  return undefined;
+}
+
+/** 1-based line and column of a string offset. */
+function positionAt(text: string, offset: number): SourcePosition {
+  const before = text.slice(0, offset);
+  const line = before.split("\n").length;
+  return { line, column: offset - (before.lastIndexOf("\n") + 1) + 1 };
+}
+
+/** The manifest path of the deepest node at an offset (for errors the YAML parser reports by offset only). */
+function pathAt(node: unknown, offset: number): (string | number)[] | undefined {
+  const contains = (candidate: unknown) => isNode(candidate) && candidate.range !== undefined && candidate.range !== null && candidate.range[0] <= offset && offset < candidate.range[2];
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      if (key === undefined) continue;
+      if (contains(pair.key)) return [key];
+      if (contains(pair.value)) return [key, ...(pathAt(pair.value, offset) ?? [])];
+    }
+    return [];
+  }
+  if (isSeq(node)) {
+    const index = node.items.findIndex(contains);
+    return index < 0 ? [] : [index, ...(pathAt(node.items[index], offset) ?? [])];
   }
   return undefined;
 }

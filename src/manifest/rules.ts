@@ -125,11 +125,14 @@ export const uniquePortsPerEnvironment: Rule = (manifest) => {
       if (port === undefined) continue;
       const owner = owners.get(port);
       if (owner !== undefined) {
-        const overridden = environment.apps[appName]?.port !== undefined;
+        // Point at the override that causes the clash: this app's, else the first owner's.
+        const culprit = [appName, owner].find((candidate) => environment.apps[candidate]?.port !== undefined);
         problems.push({
-          path: overridden ? ["environments", envName, "apps", appName, "port"] : ["apps", appName, "port"],
+          path: culprit ? ["environments", envName, "apps", culprit, "port"] : ["apps", appName, "port"],
           message: `port ${port} is used by both ${owner} and ${appName} in environment ${envName}`,
-          fix: `give ${appName} another port${overridden ? "" : ` (or override it under environments.${envName}.apps.${appName}.port)`}`,
+          fix: culprit
+            ? `give ${culprit} another port in environment ${envName}`
+            : `give ${appName} another port (or override it under environments.${envName}.apps.${appName}.port)`,
         });
       } else owners.set(port, appName);
     }
@@ -238,6 +241,102 @@ export const namesFitTargets: Rule = (manifest) => {
   return problems;
 };
 
+/**
+ * PM2 resolves `pm2 stop NAME` by app name first and then by namespace, across all namespaces, and
+ * systemd unit names share one folder: every PM2 name and namespace, and every unit name, that the
+ * environments derive must be distinct (environment "a-b" and app "c" of environment "a" would both
+ * give PM2 name P-a-b-c; environment "x-health" would get the unit name of x's health check).
+ */
+export const generatedNamesDistinct: Rule = (manifest) => {
+  const problems: RuleProblem[] = [];
+  const pm2 = new Map<string, string>();
+  const units = new Map<string, string>();
+  const claim = (space: Map<string, string>, name: string, owner: string, at: (string | number)[]) => {
+    const first = space.get(name);
+    if (first === undefined) space.set(name, owner);
+    else if (first !== owner)
+      problems.push({ path: at, message: `${owner} and ${first} would both be named ${name}`, fix: "rename the environment or the app so that the generated names differ" });
+  };
+  for (const envName of Object.keys(manifest.environments).sort()) {
+    const namespace = `${manifest.project}-${envName}`;
+    claim(pm2, namespace, `the PM2 namespace of environment ${envName}`, ["environments", envName]);
+    for (const appName of Object.keys(manifest.apps).sort())
+      claim(pm2, `${namespace}-${appName}`, `app ${appName} of environment ${envName} (PM2)`, ["environments", envName]);
+    claim(units, `${namespace}@`, `the systemd unit of environment ${envName}`, ["environments", envName]);
+    claim(units, `${namespace}-health@`, `the health-check unit of environment ${envName}`, ["environments", envName]);
+  }
+  return problems;
+};
+
+/**
+ * User= and Group= names that systemd takes without a warning (its strict rules: at most 31
+ * characters, no "$"); "nobody" is refused by name, as systemd itself warns that it is not safe.
+ */
+export const systemdUserNames: Rule = (manifest) => {
+  const problems: RuleProblem[] = [];
+  for (const [envName, environment] of Object.entries(manifest.environments)) {
+    const names: [string, string, (string | number)[]][] = [
+      ["user", environment.systemd?.user ?? manifest.project, environment.systemd?.user !== undefined ? ["environments", envName, "systemd", "user"] : ["environments", envName]],
+      ...(environment.systemd?.group !== undefined ? [["group", environment.systemd.group, ["environments", envName, "systemd", "group"]] as [string, string, (string | number)[]]] : []),
+    ];
+    for (const [what, value, at] of names) {
+      const implied = what === "user" && environment.systemd?.user === undefined ? ` (the ${what} defaults to the project name)` : "";
+      if (value.length > 31)
+        problems.push({ path: at, message: `the service ${what} ${value}${implied} is longer than the 31 characters systemd accepts without a warning`, fix: `set environments.${envName}.systemd.${what} to a shorter name` });
+      if (value.endsWith("$"))
+        problems.push({ path: at, message: `the service ${what} ${value} ends in "$" (a Samba machine account), which systemd accepts only with a warning`, fix: `use a name without "$"` });
+      if (value === "nobody" || value === "nogroup")
+        problems.push({ path: at, message: `${value} is shared by unrelated daemons and owns nothing; systemd warns that it is not safe`, fix: `create a dedicated service ${what} (for example useradd --system ${manifest.project})` });
+    }
+  }
+  return problems;
+};
+
+/** Unicode noncharacters (U+FDD0..U+FDEF, U+xxFFFE, U+xxFFFF): systemd refuses a unit line holding one as "not UTF-8 clean". */
+export function hasNoncharacter(value: string): boolean {
+  for (const char of value) {
+    const code = char.codePointAt(0)!;
+    if ((code >= 0xfdd0 && code <= 0xfdef) || (code & 0xfffe) === 0xfffe) return true;
+  }
+  return false;
+}
+
+/** Values that reach the systemd units (output through the Exec*= script paths, pm2Home through Environment=). */
+export const systemdCarriesValues: Rule = (manifest) => {
+  const problems: RuleProblem[] = [];
+  const check = (value: string | undefined, at: (string | number)[], what: string) => {
+    if (value !== undefined && hasNoncharacter(value))
+      problems.push({ path: at, message: `${what} contains a Unicode noncharacter (such as U+FFFF), and systemd refuses to load a unit line that holds one`, fix: `remove it from ${what}` });
+  };
+  check(manifest.output, ["output"], "output");
+  for (const [envName, environment] of Object.entries(manifest.environments)) check(environment.pm2Home, ["environments", envName, "pm2Home"], "pm2Home");
+  return problems;
+};
+
+/** A lone UTF-16 surrogate (possible through a "\ud800" escape in JSON or YAML) has no UTF-8 form. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Checks of the data as loaded, before the schema: zod silently drops a "__proto__" key from any
+ * object (as JavaScript does), so such a key must be refused here or its value would vanish
+ * without a word; and a string must be well-formed Unicode to be written to a UTF-8 file unchanged.
+ */
+export function rawDataProblems(data: unknown, at: (string | number)[] = []): RuleProblem[] {
+  if (typeof data === "string")
+    return LONE_SURROGATE.test(data)
+      ? [{ path: at, message: "contains a lone UTF-16 surrogate (an escape such as \\ud800), which no UTF-8 file can hold", fix: "remove the escape or write the full character" }]
+      : [];
+  if (Array.isArray(data)) return data.flatMap((item, index) => rawDataProblems(item, [...at, index]));
+  if (data === null || typeof data !== "object") return [];
+  return Object.keys(data).flatMap((key) => [
+    ...(key === "__proto__"
+      ? [{ path: [...at, key], message: "the key __proto__ cannot be carried (JavaScript drops it from objects, so its value would silently vanish)", fix: "rename it" }]
+      : []),
+    ...(LONE_SURROGATE.test(key) ? [{ path: [...at, key], message: "this key contains a lone UTF-16 surrogate, which no UTF-8 file can hold", fix: "rename it" }] : []),
+    ...rawDataProblems((data as Record<string, unknown>)[key], [...at, key]),
+  ]);
+}
+
 export const RULES: Rule[] = [
   atLeastOneAppAndEnvironment,
   overridesNameExistingApps,
@@ -249,4 +348,7 @@ export const RULES: Rule[] = [
   projectRelativePaths,
   reservedEnvNames,
   namesFitTargets,
+  generatedNamesDistinct,
+  systemdCarriesValues,
+  systemdUserNames,
 ];

@@ -8,27 +8,37 @@ export const ENV_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** A project-relative path: no NUL, no newline, not absolute (checked by a rule with a better message). */
 const SAFE_PATH_PATTERN = /^[^\0\n\r]+$/;
 
+const article = (word: string) => (/^[aeiou]/.test(word) ? "an" : "a");
 const name = (what: string) =>
   z
     .string()
-    .max(40, `a ${what} name has at most 40 characters`)
-    .regex(NAME_PATTERN, `a ${what} name is lower-case letters, digits and single dashes, starting with a letter (for example "web-api")`);
+    .max(40, `${article(what)} ${what} name has at most 40 characters`)
+    .regex(NAME_PATTERN, `${article(what)} ${what} name is lower-case letters, digits and single dashes, starting with a letter (for example "web-api")`);
 
 const relativePath = (what: string) =>
   z.string().min(1, `${what} must not be empty`).regex(SAFE_PATH_PATTERN, `${what} must not contain NUL or line breaks`);
 
 const envKey = z
   .string()
-  .regex(ENV_KEY_PATTERN, 'an environment variable name is letters, digits and "_", not starting with a digit (for example "API_KEY")');
+  .regex(ENV_KEY_PATTERN, 'an environment variable name is letters, digits and "_", not starting with a digit (for example "API_KEY")')
+  // JavaScript drops a "__proto__" key from an object literal (the ecosystem file, Node's parseEnv).
+  .refine((key) => key !== "__proto__", "__proto__ cannot be carried into the ecosystem file (JavaScript drops it from objects); rename it");
 
 const envValue = z.string().regex(/^[^\0]*$/, "an environment value must not contain a NUL byte");
 
 export const STANDARD_NODE_ENVS = ["development", "production", "test"] as const;
 
 // NODE_ENV is constrained in the schema itself so that editors and the JSON Schema flag it too.
+// Not as `record.and(object)`: zod 4's intersection drops a key only the record rejects (an
+// invalid name such as MY-VAR vanished without an error). The JSON Schema gets the NODE_ENV
+// constraint through manifestJsonSchema's override instead.
 const envMap = z
   .record(envKey, envValue)
-  .and(z.object({ NODE_ENV: z.enum(STANDARD_NODE_ENVS, { error: "NODE_ENV must be development, production or test" }).optional() }))
+  .superRefine((env, ctx) => {
+    const value = env.NODE_ENV;
+    if (value !== undefined && !(STANDARD_NODE_ENVS as readonly string[]).includes(value))
+      ctx.addIssue({ code: "custom", path: ["NODE_ENV"], input: value, message: "NODE_ENV must be development, production or test" });
+  })
   .describe("Environment variables (non-secret; committed). Keys are variable names, values strings.");
 
 const shellCommand = z
@@ -183,5 +193,11 @@ export function nameProblem(value: string, what: string): string | undefined {
 }
 
 export function manifestJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(ManifestSchema, { io: "input", target: "draft-7" }) as Record<string, unknown>;
+  return z.toJSONSchema(ManifestSchema, {
+    io: "input",
+    target: "draft-07",
+    override: ({ zodSchema, jsonSchema }) => {
+      if (zodSchema === envMap) jsonSchema.properties = { NODE_ENV: { type: "string", enum: [...STANDARD_NODE_ENVS] } };
+    },
+  }) as Record<string, unknown>;
 }

@@ -14,13 +14,13 @@ export function unitView(project: ResolvedProject, environment: ResolvedEnvironm
     user: environment.user,
     group: environment.group ?? null,
     unitPrefix: environment.unitPrefix,
-    rootAssignment: `${project.rootEnvVar}=%f`,
-    pm2HomeAssignment:
-      environment.pm2Home.kind === "project"
-        ? `PM2_HOME=%f/${environment.pm2Home.path}`
-        : environment.pm2Home.kind === "absolute"
-          ? `PM2_HOME=${environment.pm2Home.path}`
-          : null,
+    rootEnvVar: project.rootEnvVar,
+    // Data only; the template adds the %f specifier outside the escaped part (escaping "%f" here
+    // would double its "%" and set the variable to the literal text "%f").
+    pm2HomeUnderRoot: environment.pm2Home.kind === "project" ? environment.pm2Home.path : null,
+    pm2HomeAbsolute: environment.pm2Home.kind === "absolute" ? environment.pm2Home.path : null,
+    /** Capabilities are dropped for a non-root service user (it has none to use anyway). */
+    dropCapabilities: environment.user !== "root",
     startScript: fromRoot(environment.files.start),
     stopScript: fromRoot(environment.files.stop),
     healthCheckScript: fromRoot(environment.files.healthCheck),

@@ -16,12 +16,15 @@
 #   set are kept; a key set by the file overwrites them. Returns 0 on success.
 #   On any line it refuses it prints `FILE:LINE: <what is wrong>; <how to fix>`
 #   to stderr and returns 1 WITHOUT assigning anything (all or nothing).
-#   Returns 1 with `FILE: ...` when FILE cannot be read, 2 on a usage error.
+#   Returns 1 with `FILE: ...` when FILE cannot be read, 2 on a usage error
+#   (ARRAY_NAME not an associative array, or starting with the reserved
+#   prefix dg__ used by this file's own variables).
 #
 # dg_env_file_mode_warning FILE
-#   Prints one warning line to stdout (no colour) when FILE is readable by
-#   group or others (stat -c %a), suggesting `chmod 600 FILE`. Prints nothing
-#   otherwise (also when FILE does not exist). Always returns 0.
+#   Prints one line to stdout (no colour, no "warning:" prefix: the caller
+#   adds its own) when FILE is readable by group or others (stat -c %a),
+#   suggesting `chmod 600 FILE`. Prints nothing otherwise (also when FILE
+#   does not exist). Always returns 0.
 #
 # Accepted syntax -- the common ground of dotenv 17 `parse()` (used by the
 # deploygen CLI) and Node's `util.parseEnv()` (Node 20.12+). Every file this
@@ -40,14 +43,15 @@
 #   optional `# comment` may follow
 #   CRLF line endings are read as LF (also inside multi-line values)
 #   a later duplicate key overrides an earlier one
+#   Anything else is refused.
 #
 # Where dotenv and util.parseEnv disagree (observed with dotenv 17.4 and
 # Node 20.20) this parser REFUSES the line with a message, except in the
 # first case below, where it follows dotenv:
 #   - `#KEY=v` as the last line without a trailing newline: Node creates a key
 #     named `#KEY`; dotenv (and this parser) treat the line as a comment.
-#   - a line of only spaces/tabs, or an indented `# comment`, followed by more
-#     lines: Node glues it onto the next key (the next key is lost); dotenv
+#   - a line of only spaces/tabs, or an indented `# comment`: when a line
+#     follows, Node glues it onto the next key (that key is lost); dotenv
 #     ignores it -> refused ("make it an empty line" / "remove the indent").
 #   - a line without `=` (e.g. `KEY`, `KEY: value`, `export KEY`): dotenv
 #     skips it (or reads `KEY: value` as a key), Node glues it onto the next
@@ -74,7 +78,8 @@
 #     return, Node keeps the two characters -> refused (use single quotes).
 # Refused although dotenv and Node agree (both accept something that is
 # almost certainly a mistake, or that a shell cannot hold):
-#   - a quote that is never closed (`KEY="abc`): both keep `"abc` literally.
+#   - a quote that is never closed (`KEY="abc` and more lines): both keep
+#     `"abc` literally (at the very end of the file Node drops the key).
 #   - keys outside ^[A-Za-z_][A-Za-z0-9_]*$ (A.B, A-B, 1A, non-ASCII): both
 #     accept most of them, but they cannot be exported to a process by a
 #     shell or systemd.
@@ -380,7 +385,7 @@ dg_env_file_mode_warning() {
   [[ $mode =~ ^[0-7]+$ ]] || return 0
   if (( (8#$mode & 8#044) != 0 )); then
     printf -v shown '%q' "$file"
-    printf 'warning: %s is readable by group or others (mode %s); restrict it with: chmod 600 %s\n' \
+    printf '%s is readable by group or others (mode %s); restrict it with: chmod 600 %s\n' \
       "$file" "$mode" "$shown"
   fi
   return 0

@@ -1082,8 +1082,10 @@ async function removeDeadBuilds(cacheRoot: string, key: string): Promise<void> {
 
 async function lockIsStale(lock: string): Promise<boolean> {
   try {
-    const owner = Number((await fsp.readFile(path.join(lock, 'owner'), 'utf8')).trim());
-    return !isAlive(owner);
+    const text = (await fsp.readFile(path.join(lock, 'owner'), 'utf8')).trim();
+    // An empty owner file is one being written right now (writeFile truncates first): not stale.
+    if (!/^\d+$/.test(text)) throw new Error('owner file not written yet');
+    return !isAlive(Number(text));
   } catch {
     // No owner file yet: the owner is between mkdir and writeFile, unless that was long ago.
     try {

@@ -100,11 +100,16 @@ const apps = [
 ];
 
 module.exports = {
-  apps: apps.map((app) => ({
-    ...app.pm2,
-    cwd: path.join(root, app.cwd),
-    out_file: path.join(root, app.outLog),
-    error_file: path.join(root, app.errorLog),
-    env: { ...app.env, ...fileEnv, ...app.enforcedEnv },
-  })),
+  apps: apps.map((app) => {
+    const env = { ...app.env, ...fileEnv, ...app.enforcedEnv };
+    return {
+      ...app.pm2,
+      cwd: path.join(root, app.cwd),
+      out_file: path.join(root, app.outLog),
+      error_file: path.join(root, app.errorLog),
+      // PM2's reload adds and updates variables but never removes one: the generated scripts compare
+      // these names with the running app's and start it afresh when a variable is gone.
+      env: { ...env, DEPLOYGEN_ENV_KEYS: Object.keys(env).sort().join(',') },
+    };
+  }),
 };

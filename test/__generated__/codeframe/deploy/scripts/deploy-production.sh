@@ -20,17 +20,20 @@ ECOSYSTEM=$ROOT/'deploy/ecosystem.production.config.js'
 
 usage() {
   cat <<'USAGE'
-Usage: deploy-production.sh [--dry-run] [--direct] [--help]
-  --dry-run  print every step with its resolved values and change nothing
-  --direct   call PM2 even where the systemd unit is installed
+Usage: deploy-production.sh [--dry-run] [--print-values] [--direct] [--help]
+  --dry-run       print every step with its resolved values and change nothing
+  --print-values  the same values as NUL-terminated KEY=VALUE records (byte-exact, for tools)
+  --direct        call PM2 even where the systemd unit is installed
 USAGE
 }
 
 DRY_RUN=0
+DG_PRINT_VALUES=0
 DIRECT=0
 for arg in "$@"; do
   case $arg in
     --dry-run) DRY_RUN=1 ;;
+    --print-values) DRY_RUN=1 DG_PRINT_VALUES=1 ;;
     --direct) DIRECT=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; dg_die "unknown option: $arg" "run deploy-production.sh --help" ;;
@@ -62,28 +65,36 @@ restore_build_outputs() {
 }
 
 dry_run() {
-  dg_section "Dry run: codeframe (production); nothing is changed"
-  printf 'root\t%s\n' "$ROOT"
-  printf 'pm2_home\t%s\n' "$PM2_HOME"
-  printf 'ecosystem\t%s\n' "$ECOSYSTEM"
-  printf 'namespace\t%s\n' "$NAMESPACE"
-  printf 'env_file\t%s\n' "$ROOT"/'.env.production'
-  printf 'required_env\t%s\n' 'ANTHROPIC_API_KEY'
-  printf 'app\t%s\n' 'codeframe-production-backend'
-  printf '  cwd\t%s\n' "$ROOT"/'.'
-  printf '  port\t%s\n' '15200'
-  printf '  install\t%s\n' 'uv sync --frozen'
-  printf '  verify_file\t%s\n' "$ROOT"/'.venv/bin/python'
-  printf '  verify_command\t%s\n' '.venv/bin/python -c '\''import codeframe'\'''
-  printf '  health\t%s (timeout %ss)\n' 'http://127.0.0.1:15200/health' '60'
-  printf 'app\t%s\n' 'codeframe-production-frontend'
-  printf '  cwd\t%s\n' "$ROOT"/'web-ui'
-  printf '  port\t%s\n' '15100'
-  printf '  install\t%s\n' 'npm ci'
-  printf '  build\t%s\n' 'npm run build'
-  printf '  verify_file\t%s\n' "$ROOT"/'web-ui/.next/BUILD_ID'
-  printf '  health\t%s (timeout %ss)\n' 'http://127.0.0.1:15100/' '60'
-  printf 'then\tmkdir -p %s; pm2 startOrReload %s --update-env; wait for health\n' "$ROOT/logs" "$ECOSYSTEM"
+  if [[ $DG_PRINT_VALUES == 0 ]]; then dg_section "Dry run: codeframe (production); nothing is changed"; fi
+  dg_show root "$ROOT"
+  dg_show pm2_home "$PM2_HOME"
+  dg_show ecosystem "$ECOSYSTEM"
+  dg_show namespace "$NAMESPACE"
+  dg_show env_file "$ROOT"/'.env.production'
+  dg_show required_env 'ANTHROPIC_API_KEY'
+  dg_show app 'codeframe-production-backend'
+  dg_show '  cwd' "$ROOT"/'.'
+  dg_show '  port' '15200'
+  dg_show '  install' 'uv sync --frozen'
+  dg_show '  verify_file' "$ROOT"/'.venv/bin/python'
+  dg_show '  verify_command' '.venv/bin/python -c '\''import codeframe'\'
+  dg_show '  health' 'http://127.0.0.1:15200/health'' (timeout ''60''s)'
+  dg_show '  error_log' "$ROOT"/'logs/codeframe-production-backend.err.log'
+  dg_show app 'codeframe-production-frontend'
+  dg_show '  cwd' "$ROOT"/'web-ui'
+  dg_show '  port' '15100'
+  dg_show '  install' 'npm ci'
+  dg_show '  build' 'npm run build'
+  dg_show '  verify_file' "$ROOT"/'web-ui/.next/BUILD_ID'
+  dg_show '  health' 'http://127.0.0.1:15100/'' (timeout ''60''s)'
+  dg_show '  error_log' "$ROOT"/'logs/codeframe-production-frontend.err.log'
+  if [[ $DG_PRINT_VALUES == 0 ]]; then
+    if ((DIRECT == 0)) && dg_unit_installed "$UNIT_PREFIX" "$ROOT"; then
+      printf 'then\tmkdir -p %s; systemctl reload-or-restart %s (the unit is installed); wait for health\n' "$ROOT/logs" "$(dg_unit_instance "$UNIT_PREFIX" "$ROOT")"
+    else
+      printf 'then\tmkdir -p %s; pm2 startOrReload %s --update-env; wait for health\n' "$ROOT/logs" "$ECOSYSTEM"
+    fi
+  fi
 }
 
 main() {
@@ -100,7 +111,7 @@ main() {
   dg_find_pm2 "$ROOT"
   dg_ok "tools: node $(node --version), pm2 at $DG_PM2, PM2_HOME=$PM2_HOME"
   dg_check_env_file "$ROOT"/'.env.production' '' 'ANTHROPIC_API_KEY'
-  dg_ok "env file .env.production sets every required key"
+  dg_ok "env file "'.env.production'" sets every required key"
   dg_check_port 15200 'codeframe-production-backend'
   dg_check_port 15100 'codeframe-production-frontend'
 
@@ -126,6 +137,7 @@ main() {
     dg_info "the systemd unit is installed: reloading through systemctl"
     dg_systemctl reload-or-restart -- "$(dg_unit_instance "$UNIT_PREFIX" "$ROOT")"
   else
+    dg_replace_changed_apps "$ECOSYSTEM" "$NAMESPACE"
     dg_pm2 startOrReload "$ECOSYSTEM" --update-env >/dev/null
     dg_remove_orphans "$NAMESPACE" 'codeframe-production-backend' 'codeframe-production-frontend'
   fi
@@ -138,7 +150,7 @@ main() {
   dg_wait_healthy 'codeframe-production-frontend' 'http://127.0.0.1:15100/' 60 "$ROOT"/'logs/codeframe-production-frontend.err.log'
 
   dg_section "Deployed codeframe (production) in $(dg_elapsed_since "$started")"
-  dg_pm2 list --sort name 2>/dev/null | grep -F -e "$NAMESPACE" -e "│ id" || true
+  dg_print_namespace "$NAMESPACE"
 }
 
 main

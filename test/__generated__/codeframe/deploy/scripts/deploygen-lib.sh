@@ -17,6 +17,17 @@ dg_info() { printf '    %s\n' "$1"; }
 dg_ok() { printf '    %sok%s %s\n' "$DG_GREEN" "$DG_RESET" "$1"; }
 dg_warn() { printf '%swarning:%s %s\n' "$DG_YELLOW" "$DG_RESET" "$1" >&2; }
 
+# dg_show KEY VALUE: one resolved value of a dry run: "KEY<TAB>VALUE" lines, or, with
+# DG_PRINT_VALUES=1, NUL-terminated "KEY=VALUE" records (KEY without its indent) that keep every
+# byte of VALUE, newlines included.
+dg_show() {
+  if [[ ${DG_PRINT_VALUES-0} == 1 ]]; then
+    printf '%s=%s\0' "${1#"${1%%[! ]*}"}" "$2"
+  else
+    printf '%s\t%s\n' "$1" "$2"
+  fi
+}
+
 # dg_die MESSAGE [FIX]: the message, the action that fixes it, exit 1.
 dg_die() {
   printf '%serror:%s %s\n' "$DG_RED" "$DG_RESET" "$1" >&2
@@ -104,6 +115,11 @@ dg_pm2_processes() {
     });'
 }
 
+# dg_print_namespace NAMESPACE: one line per process of the namespace (name, status, pid).
+dg_print_namespace() {
+  dg_pm2_processes | awk -F '\t' -v ns="$1" '$2 == ns { printf "    %-44s %-10s pid %s\n", $1, $3, $4 }' | sort
+}
+
 # ----- env files (parsed as data: never sourced, never evaluated) ------------------------------
 # shellcheck shell=bash
 # ---------------------------------------------------------------------------
@@ -123,12 +139,15 @@ dg_pm2_processes() {
 #   set are kept; a key set by the file overwrites them. Returns 0 on success.
 #   On any line it refuses it prints `FILE:LINE: <what is wrong>; <how to fix>`
 #   to stderr and returns 1 WITHOUT assigning anything (all or nothing).
-#   Returns 1 with `FILE: ...` when FILE cannot be read, 2 on a usage error.
+#   Returns 1 with `FILE: ...` when FILE cannot be read, 2 on a usage error
+#   (ARRAY_NAME not an associative array, or starting with the reserved
+#   prefix dg__ used by this file's own variables).
 #
 # dg_env_file_mode_warning FILE
-#   Prints one warning line to stdout (no colour) when FILE is readable by
-#   group or others (stat -c %a), suggesting `chmod 600 FILE`. Prints nothing
-#   otherwise (also when FILE does not exist). Always returns 0.
+#   Prints one line to stdout (no colour, no "warning:" prefix: the caller
+#   adds its own) when FILE is readable by group or others (stat -c %a),
+#   suggesting `chmod 600 FILE`. Prints nothing otherwise (also when FILE
+#   does not exist). Always returns 0.
 #
 # Accepted syntax -- the common ground of dotenv 17 `parse()` (used by the
 # deploygen CLI) and Node's `util.parseEnv()` (Node 20.12+). Every file this
@@ -147,14 +166,15 @@ dg_pm2_processes() {
 #   optional `# comment` may follow
 #   CRLF line endings are read as LF (also inside multi-line values)
 #   a later duplicate key overrides an earlier one
+#   Anything else is refused.
 #
 # Where dotenv and util.parseEnv disagree (observed with dotenv 17.4 and
 # Node 20.20) this parser REFUSES the line with a message, except in the
 # first case below, where it follows dotenv:
 #   - `#KEY=v` as the last line without a trailing newline: Node creates a key
 #     named `#KEY`; dotenv (and this parser) treat the line as a comment.
-#   - a line of only spaces/tabs, or an indented `# comment`, followed by more
-#     lines: Node glues it onto the next key (the next key is lost); dotenv
+#   - a line of only spaces/tabs, or an indented `# comment`: when a line
+#     follows, Node glues it onto the next key (that key is lost); dotenv
 #     ignores it -> refused ("make it an empty line" / "remove the indent").
 #   - a line without `=` (e.g. `KEY`, `KEY: value`, `export KEY`): dotenv
 #     skips it (or reads `KEY: value` as a key), Node glues it onto the next
@@ -181,7 +201,8 @@ dg_pm2_processes() {
 #     return, Node keeps the two characters -> refused (use single quotes).
 # Refused although dotenv and Node agree (both accept something that is
 # almost certainly a mistake, or that a shell cannot hold):
-#   - a quote that is never closed (`KEY="abc`): both keep `"abc` literally.
+#   - a quote that is never closed (`KEY="abc` and more lines): both keep
+#     `"abc` literally (at the very end of the file Node drops the key).
 #   - keys outside ^[A-Za-z_][A-Za-z0-9_]*$ (A.B, A-B, 1A, non-ASCII): both
 #     accept most of them, but they cannot be exported to a process by a
 #     shell or systemd.
@@ -487,7 +508,7 @@ dg_env_file_mode_warning() {
   [[ $mode =~ ^[0-7]+$ ]] || return 0
   if (( (8#$mode & 8#044) != 0 )); then
     printf -v shown '%q' "$file"
-    printf 'warning: %s is readable by group or others (mode %s); restrict it with: chmod 600 %s\n' \
+    printf '%s is readable by group or others (mode %s); restrict it with: chmod 600 %s\n' \
       "$file" "$mode" "$shown"
   fi
   return 0
@@ -652,6 +673,56 @@ dg_unit_installed() {
 
 dg_systemctl() {
   if ((EUID == 0)); then systemctl "$@"; else sudo -n systemctl "$@"; fi
+}
+
+# dg_changed_apps ECOSYSTEM NAMESPACE: names of this namespace's PM2 apps whose folder, program,
+# interpreter, mode, instance count or log files differ from ECOSYSTEM's, or that have a variable
+# ECOSYSTEM no longer sets. `pm2 reload` keeps those of the first start (it updates only args and
+# adds or updates env), so after the project moved to another folder, the manifest changed them or
+# a key left the env file, such an app must be deleted and started afresh. Prints nothing when no
+# daemon runs.
+dg_changed_apps() {
+  dg_pm2_daemon_pid >/dev/null || return 0
+  dg_pm2 jlist 2>/dev/null | node -e '
+    const path = require("node:path");
+    const [ecosystem, namespace] = process.argv.slice(1);
+    const wanted = new Map(require(ecosystem).apps.map((app) => [app.name, app]));
+    const names = (list) => (typeof list === "string" && list !== "" ? list.split(",") : []);
+    let text = "";
+    process.stdin.on("data", (chunk) => (text += chunk));
+    process.stdin.on("end", () => {
+      const start = text.indexOf("[");
+      if (start < 0) return;
+      const changed = new Set();
+      for (const p of JSON.parse(text.slice(start))) {
+        const env = p.pm2_env || {};
+        const app = wanted.get(p.name);
+        if (env.namespace !== namespace || !app) continue;
+        const cwd = path.resolve(app.cwd);
+        const same =
+          env.pm_cwd === cwd &&
+          (!app.script.includes("/") || env.pm_exec_path === path.resolve(cwd, app.script)) &&
+          env.exec_interpreter === app.interpreter &&
+          env.exec_mode === app.exec_mode + "_mode" &&
+          Number(env.instances) === Number(app.instances) &&
+          env.pm_out_log_path === app.out_file &&
+          env.pm_err_log_path === app.error_file;
+        const kept = new Set(names(app.env.DEPLOYGEN_ENV_KEYS));
+        const gone = names((env.env || {}).DEPLOYGEN_ENV_KEYS).filter((name) => !kept.has(name));
+        if (!same || gone.length > 0) changed.add(p.name);
+      }
+      for (const name of changed) process.stdout.write(name + "\n");
+    });' "$1" "$2"
+}
+
+# dg_replace_changed_apps ECOSYSTEM NAMESPACE: deletes the apps that dg_changed_apps names, so that
+# the startOrReload that follows starts them afresh with the manifest's settings.
+dg_replace_changed_apps() {
+  local name
+  while IFS= read -r name; do
+    dg_info "$name runs with settings a reload cannot change (another folder, program or log file, or a variable that is gone): starting it afresh"
+    dg_pm2 delete "$name" >/dev/null
+  done < <(dg_changed_apps "$1" "$2")
 }
 
 # dg_remove_orphans NAMESPACE NAME...: deletes apps of this namespace that the manifest no longer has.

@@ -44,6 +44,17 @@ alert() {
     || dg_warn "could not POST the $1 alert for $2 to the webhook"
 }
 
+# restart_app NAME: restarts NAME, or starts it from the ecosystem file when PM2 no longer has it
+# (deleted, or the daemon was restarted without it, for example by another project).
+restart_app() {
+  if dg_pm2_processes | awk -F '\t' -v n="$1" '$1 == n { found = 1 } END { exit !found }'; then
+    dg_pm2 restart "$1" >/dev/null
+  else
+    mkdir -p -- "$ROOT/logs"
+    dg_pm2 start "$ECOSYSTEM" --only "$1" >/dev/null
+  fi
+}
+
 # check_app NAME URL TIMEOUT LOG: healthy, or restarted and healthy again, or exit 1.
 check_app() {
   local name=$1 url=$2 timeout=$3 log=$4
@@ -53,7 +64,7 @@ check_app() {
   fi
   dg_warn "$name does not answer $url: restarting $name only"
   alert failure "$name" "no answer from $url; restarting"
-  dg_pm2 restart "$name" >/dev/null || true
+  restart_app "$name" || true
   if (dg_wait_healthy "$name" "$url" "$timeout" "$log"); then
     alert recovery "$name" "answers $url again after a restart"
   else
@@ -72,7 +83,7 @@ check_process() {
   fi
   dg_warn "$name is ${status:-missing} in PM2: restarting $name only"
   alert failure "$name" "status ${status:-missing}; restarting"
-  if [[ -z $status ]]; then dg_pm2 start "$ECOSYSTEM" --only "$name" >/dev/null; else dg_pm2 restart "$name" >/dev/null; fi
+  restart_app "$name"
   alert recovery "$name" "restarted"
 }
 

@@ -65,6 +65,10 @@ main() {
   instance=$(systemd-escape --path -- "$ROOT")
   main_unit=$UNIT_PREFIX@$instance.service
   timer_unit='codeframe-production-health'@$instance.timer
+  # systemd refuses unit names longer than 255 characters (the escaped root is part of the name).
+  if ((${#timer_unit} > 255 || ${#main_unit} > 255)); then
+    dg_die "the unit name $timer_unit is longer than systemd's limit of 255 characters" "move the project to a shorter path"
+  fi
   dg_section "Installing $main_unit for namespace $NAMESPACE in $ROOT"
   mkdir -p -- "$units_dir"
   install_unit "$SCRIPT_DIR"/'../systemd/codeframe-production@.service' "$units_dir"/'codeframe-production@.service'

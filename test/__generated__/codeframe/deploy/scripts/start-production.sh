@@ -49,6 +49,7 @@ main() {
   dg_check_port 15200 'codeframe-production-backend'
   dg_check_port 15100 'codeframe-production-frontend'
   mkdir -p -- "$ROOT/logs"
+  dg_replace_changed_apps "$ECOSYSTEM" "$NAMESPACE"
   dg_pm2 startOrReload "$ECOSYSTEM" --update-env >/dev/null
   dg_remove_orphans "$NAMESPACE" 'codeframe-production-backend' 'codeframe-production-frontend'
   dg_wait_healthy 'codeframe-production-backend' 'http://127.0.0.1:15200/health' 60 "$ROOT"/'logs/codeframe-production-backend.err.log'

@@ -49,6 +49,7 @@ main() {
   dg_check_port 14200 'codeframe-staging-backend'
   dg_check_port 14100 'codeframe-staging-frontend'
   mkdir -p -- "$ROOT/logs"
+  dg_replace_changed_apps "$ECOSYSTEM" "$NAMESPACE"
   dg_pm2 startOrReload "$ECOSYSTEM" --update-env >/dev/null
   dg_remove_orphans "$NAMESPACE" 'codeframe-staging-backend' 'codeframe-staging-frontend'
   dg_wait_healthy 'codeframe-staging-backend' 'http://127.0.0.1:14200/health' 60 "$ROOT"/'logs/codeframe-staging-backend.err.log'

@@ -1,0 +1,255 @@
+// Builds dist/ for the command line (`npm run build` type-checks with tsc first; tsc emits nothing).
+//
+//   dist/cli.cjs    src/cli.ts and every dependency in one CommonJS file: a run reads one file
+//                   instead of hundreds and resolves no modules.
+//   dist/cli.cache  V8's code cache for cli.cjs, made here by running the CLI once: a run then
+//                   deserializes compiled code instead of parsing and compiling 1 MB of JavaScript
+//                   (Node 20 has no compile cache of its own; ES modules cannot use one at all,
+//                   which is why the bundle is CommonJS).
+//   dist/run.cjs    what bin/deploygen.js requires: runs cli.cjs with that cache.
+//   dist/cli.js     the same exports as an ES module.
+//
+// - Paths: src/ modules find templates/ and schemas/ relative to their own location
+//   (`new URL("../templates/", import.meta.url)`). In the bundle, each module's import.meta.url
+//   is the URL tsc would have given it (dist/<same path>.js), so every such path resolves
+//   exactly as it does from src/.
+// - Templates: each file under templates/ is compiled here with render.ts's own compiler and
+//   options and embedded, keyed by its exact text (see src/render-precompiled.ts). At run time
+//   the templates are still read from templates/, and a template whose text differs from the
+//   embedded one is compiled on the spot: templates/ stays the source of truth.
+// - string-width (yargs' help layout) gets an ASCII fast path: see string-width-fast.mjs.
+//
+// Usage: node src/build/bundle.mjs [--analyze]
+import { build } from "esbuild";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { fastStringWidthSource } from "./string-width-fast.mjs";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const SRC = path.join(ROOT, "src");
+const DIST = path.join(ROOT, "dist");
+const TEMPLATES = path.join(ROOT, "templates");
+const CACHE_FIXTURE = path.join(ROOT, "fixtures", "codeframe", "deploygen.yaml");
+
+const toPosix = (file) => file.split(path.sep).join("/");
+
+/**
+ * import.meta.url, which a bundle would otherwise lose:
+ * - src/a/b.ts: the URL of dist/a/b.js, where tsc would have put it (relative to the bundle);
+ * - a dependency's file (yargs finds its locales with it): the file's URL in the installed
+ *   package, resolved at run time from dist/ as an unbundled import would resolve it.
+ */
+const importMetaUrlPlugin = {
+  name: "deploygen-import-meta-url",
+  setup(builder) {
+    builder.onLoad({ filter: /\.(ts|js|mjs|cjs)$/ }, async (args) => {
+      const inSrc = args.path.startsWith(SRC + path.sep);
+      const packages = toPosix(args.path).split("/node_modules/").slice(1);
+      if (!inSrc && packages.length === 0) return undefined;
+      const source = await readFile(args.path, "utf8");
+      if (!source.includes("import.meta.url")) return undefined;
+      let url;
+      if (inSrc) {
+        url = `new URL(${JSON.stringify(toPosix(path.relative(SRC, args.path)).replace(/\.ts$/, ".js"))}, __deploygenBundleUrl).href`;
+      } else {
+        // node_modules/a/node_modules/@b/c/lib/x.js -> packages ["a", "@b/c"], file "lib/x.js"
+        const last = packages.pop();
+        const nameLength = last.startsWith("@") ? 2 : 1;
+        const chain = [...packages.map((segment) => segment.split("/").slice(0, segment.startsWith("@") ? 2 : 1).join("/")), last.split("/").slice(0, nameLength).join("/")];
+        url = `__deploygenDependencyUrl(${JSON.stringify(chain)}, ${JSON.stringify(last.split("/").slice(nameLength).join("/"))})`;
+      }
+      return { contents: source.replaceAll("import.meta.url", url), loader: inSrc ? "ts" : "js", resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
+/** Defines what importMetaUrlPlugin's replacements call (CommonJS: __filename, __dirname and require are the bundle's). */
+const BANNER = `const __deploygenBundleUrl = require("node:url").pathToFileURL(__filename).href;
+function __deploygenDependencyUrl(packages, file) {
+  try {
+    const path = require("node:path");
+    let dir = __dirname;
+    for (const name of packages) dir = path.dirname(require("node:module").createRequire(path.join(dir, "noop.js")).resolve(name + "/package.json"));
+    return require("node:url").pathToFileURL(path.join(dir, file)).href;
+  } catch {
+    return __deploygenBundleUrl;
+  }
+}`;
+
+/** Every `import "string-width"` (each package keeps its own version) goes through an ASCII fast path. */
+const stringWidthPlugin = {
+  name: "deploygen-string-width",
+  setup(builder) {
+    builder.onResolve({ filter: /^string-width$/ }, async (args) => {
+      if (args.pluginData?.real) return undefined;
+      const real = await builder.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: { real: true } });
+      if (real.errors.length > 0) return { errors: real.errors };
+      return { path: real.path, namespace: "ascii-string-width" };
+    });
+    builder.onLoad({ filter: /.*/, namespace: "ascii-string-width" }, (args) => ({ resolveDir: path.dirname(args.path), loader: "js", contents: fastStringWidthSource(args.path) }));
+  },
+};
+
+async function listFiles(dir) {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  return entries
+    .filter((entry) => entry.isFile())
+    .map((entry) => path.join(entry.parentPath ?? entry.path, entry.name))
+    .sort();
+}
+
+/** Compiles every template with src/render.ts itself (bundled to a temporary module), so options cannot drift. */
+async function precompileTemplates() {
+  const tool = path.join(DIST, ".precompile.mjs");
+  await build({
+    entryPoints: [path.join(SRC, "render.ts")],
+    outfile: tool,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    packages: "external",
+    logLevel: "warning",
+  });
+  try {
+    const { precompileSource } = await import(pathToFileURL(tool).href);
+    const entries = [];
+    for (const file of await listFiles(TEMPLATES)) {
+      const source = await readFile(file, "utf8");
+      entries.push(`  [${JSON.stringify(source)}, ${precompileSource(source)}],`);
+    }
+    return { count: entries.length, module: `export const PRECOMPILED_TEMPLATES = [\n${entries.join("\n")}\n];\n` };
+  } finally {
+    await rm(tool, { force: true });
+  }
+}
+
+function precompiledTemplatesPlugin(precompiled) {
+  return {
+    name: "deploygen-precompiled-templates",
+    setup(builder) {
+      builder.onLoad({ filter: /[\\/]src[\\/]render-precompiled\.ts$/ }, () => ({ contents: precompiled.module, loader: "js", resolveDir: SRC }));
+    },
+  };
+}
+
+/** dist/run.cjs: runs cli.cjs as Node would (same wrapper, same require), with the code cache when V8 accepts it. */
+function loaderSource(exportNames, bundleLength) {
+  return `// Generated by src/build/bundle.mjs. Runs cli.cjs with the V8 code cache made at build time.
+// V8 ignores a cache from another Node.js version or other V8 flags, and this file ignores one
+// made for another cli.cjs, so a mismatch costs time, never correctness.
+"use strict";
+const { readFileSync } = require("node:fs");
+const { createRequire } = require("node:module");
+const path = require("node:path");
+const vm = require("node:vm");
+
+const bundle = path.join(__dirname, "cli.cjs");
+const source = readFileSync(bundle, "utf8");
+let cachedData;
+if (source.length === ${bundleLength}) {
+  try {
+    cachedData = readFileSync(path.join(__dirname, "cli.cache"));
+  } catch {}
+}
+const script = new vm.Script(\`(function (exports, require, module, __filename, __dirname) {\${source}\\n})\`, {
+  filename: bundle,
+  cachedData,
+  importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+});
+const loaded = { exports: {} };
+script.runInThisContext().call(loaded.exports, loaded.exports, createRequire(bundle), loaded, bundle, __dirname);
+
+module.exports = {
+  ...loaded.exports,
+  /** For the build and the benchmark: whether V8 used the code cache. */
+  codeCacheUsed: cachedData !== undefined && !script.cachedDataRejected,
+  /** For the build: the code cache of everything compiled so far in this process. */
+  createCodeCache: () => script.createCachedData(),
+};
+`;
+}
+
+/** dist/cli.js: the same exports for ES modules (bin/deploygen.js is CommonJS: it skips Node's ES module loader). */
+function esmFacadeSource(exportNames) {
+  return `// Generated by src/build/bundle.mjs.
+import { createRequire } from "node:module";
+
+const cli = createRequire(import.meta.url)("./run.cjs");
+${exportNames.map((name) => `export const ${name} = cli.${name};`).join("\n")}
+`;
+}
+
+/** The names src/cli.ts exports (the loader re-exports them). */
+async function entryExports() {
+  const probe = await build({ entryPoints: [path.join(SRC, "cli.ts")], bundle: false, write: false, format: "esm", outdir: DIST, metafile: true, logLevel: "warning" });
+  return Object.values(probe.metafile.outputs).flatMap((output) => output.exports ?? []);
+}
+
+/**
+ * Runs the freshly built CLI in a child process (generate, check, validate, schema, --help), then
+ * saves V8's code cache of everything that was compiled. Same node binary, no extra flags.
+ */
+async function makeCodeCache() {
+  if (!existsSync(CACHE_FIXTURE)) {
+    console.warn(`bundle: ${path.relative(ROOT, CACHE_FIXTURE)} is missing: no code cache (the CLI works, it only starts slower)`);
+    return false;
+  }
+  const work = await mkdtemp(path.join(tmpdir(), "deploygen-build-"));
+  try {
+    await copyFile(CACHE_FIXTURE, path.join(work, "deploygen.yaml"));
+    const script = `
+      const { writeFileSync } = require("node:fs");
+      const cli = require(${JSON.stringify(path.join(DIST, "run.cjs"))});
+      const runs = [["generate", "-m", "deploygen.yaml"], ["generate", "-m", "deploygen.yaml"], ["check", "-m", "deploygen.yaml"], ["validate", "-m", "deploygen.yaml"], ["schema"], ["--help"]];
+      (async () => {
+        for (const argv of runs) await cli.main(argv, process.cwd());
+        writeFileSync(${JSON.stringify(path.join(DIST, "cli.cache"))}, cli.createCodeCache());
+      })();
+    `;
+    const result = spawnSync(process.execPath, ["-e", script], { cwd: work, encoding: "utf8", stdio: ["ignore", "ignore", "pipe"] });
+    if (result.status !== 0) throw new Error(`making the code cache failed:\n${result.stderr}`);
+    return true;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+const analyze = process.argv.includes("--analyze");
+const started = performance.now();
+await rm(DIST, { recursive: true, force: true });
+await mkdir(DIST, { recursive: true });
+const precompiled = await precompileTemplates();
+const result = await build({
+  entryPoints: [path.join(SRC, "cli.ts")],
+  outfile: path.join(DIST, "cli.cjs"),
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  mainFields: ["module", "main"],
+  banner: { js: BANNER },
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: "none",
+  sourcemap: "linked",
+  metafile: true,
+  logLevel: "warning",
+  plugins: [importMetaUrlPlugin, stringWidthPlugin, precompiledTemplatesPlugin(precompiled)],
+});
+const bundleText = await readFile(path.join(DIST, "cli.cjs"), "utf8");
+const exportNames = await entryExports();
+await writeFile(path.join(DIST, "run.cjs"), loaderSource(exportNames, bundleText.length));
+await writeFile(path.join(DIST, "cli.js"), esmFacadeSource(exportNames));
+const cacheSize = (await makeCodeCache()) ? (await stat(path.join(DIST, "cli.cache"))).size : 0;
+console.log(
+  `dist: cli.cjs ${(bundleText.length / 1024).toFixed(0)} KiB (${precompiled.count} templates precompiled), cli.cache ${(cacheSize / 1024).toFixed(0)} KiB, ${Math.round(performance.now() - started)} ms`,
+);
+if (analyze) {
+  const { analyzeMetafile } = await import("esbuild");
+  console.log(await analyzeMetafile(result.metafile, { verbose: false }));
+}

@@ -1,0 +1,209 @@
+// Rules learned from the anchors' bugs, pinned: names PM2 cannot confuse, values that no target
+// can carry refused with a message, args always an array, scripts without whitespace, env-file
+// keys checked in bash before anything is assigned, a manifest file name that cannot break a comment.
+import { afterAll, describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { ManifestError, UserError } from "../../src/errors.js";
+import { plan as planOf, writePlan, tempDir, run, nulRecords } from "./support.js";
+
+const work = tempDir("dg-safety-rules-");
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const base = () => ({
+  version: 1,
+  project: "shop",
+  apps: { web: { runtime: "node", script: "server.js", port: 14000 } } as Record<string, Record<string, unknown>>,
+  environments: { staging: {} } as Record<string, Record<string, unknown>>,
+});
+
+/** The problems validation reports for a manifest (as "path: message"), or [] when it is accepted. */
+function problems(manifest: unknown, name?: string): string[] {
+  try {
+    planOf(manifest, name);
+    return [];
+  } catch (error) {
+    if (error instanceof ManifestError) return error.problems.map((problem) => `${problem.path.join(".")}: ${problem.message}`);
+    throw error;
+  }
+}
+
+describe("names PM2 and systemd cannot confuse", () => {
+  it.each([["1"], ["123"], ["1a"], ["-a"], ["a_b"], ["A"], ["a b"], ["a\nb"], ["a--b"], [""]])("app name %j is refused", (name) => {
+    const manifest = base();
+    manifest.apps = { [name]: { runtime: "node", script: "server.js" } };
+    expect(problems(manifest).join("\n")).toMatch(/name/);
+  });
+
+  it.each([["stag\ning"], ["st aging"], ["Staging"], ["1"]])("environment name %j is refused", (name) => {
+    const manifest = base();
+    manifest.environments = { [name]: {} };
+    expect(problems(manifest).join("\n")).toMatch(/name/);
+  });
+
+  it('an app named "all" still gets a PM2 name that is not "all" (PM2 reads "all" as every process)', () => {
+    const manifest = base();
+    manifest.apps = { all: { runtime: "node", script: "server.js" } };
+    const ecosystem = planOf(manifest).project.environments[0]!.apps[0]!;
+    expect(ecosystem.pm2Name).toBe("shop-staging-all");
+  });
+
+  it("environment a-b with app c and environment a with app b-c would share a PM2 name: refused", () => {
+    const manifest = base();
+    manifest.apps = { c: { runtime: "node", script: "c.js" }, "b-c": { runtime: "node", script: "bc.js" } };
+    manifest.environments = { a: {}, "a-b": {} };
+    expect(problems(manifest).join("\n")).toMatch(/would both be named shop-a-b-c/);
+  });
+
+  it("an app whose PM2 name is another environment's namespace is refused (pm2 stop NAME falls back to namespaces)", () => {
+    const manifest = base();
+    manifest.apps = { prod: { runtime: "node", script: "p.js" } };
+    manifest.environments = { staging: {}, "staging-prod": {} };
+    expect(problems(manifest).join("\n")).toMatch(/would both be named shop-staging-prod/);
+  });
+
+  it('environment "x-health" would take the unit name of x\'s health check: refused', () => {
+    const manifest = base();
+    manifest.environments = { x: {}, "x-health": {} };
+    expect(problems(manifest).join("\n")).toMatch(/would both be named shop-x-health@/);
+  });
+
+  it("property: in every accepted manifest, PM2 names are never numeric, never all, all distinct, and never a namespace", () => {
+    const word = fc.constantFrom("a", "b", "a-b", "b-a", "all", "health", "a-health", "x1");
+    let accepted = 0;
+    let tried = 0;
+    fc.assert(
+      fc.property(fc.uniqueArray(word, { minLength: 1, maxLength: 3 }), fc.uniqueArray(word, { minLength: 1, maxLength: 3 }), (apps, envs) => {
+        const manifest = base();
+        manifest.apps = Object.fromEntries(apps.map((name) => [name, { runtime: "command", script: "run" }]));
+        manifest.environments = Object.fromEntries(envs.map((name) => [name, {}]));
+        tried += 1;
+        let generated;
+        try {
+          generated = planOf(manifest);
+        } catch (error) {
+          expect(error).toBeInstanceOf(ManifestError);
+          return;
+        }
+        accepted += 1;
+        const names = generated.project.environments.flatMap((env) => env.apps.map((app) => app.pm2Name));
+        const namespaces = generated.project.environments.map((env) => env.namespace);
+        const unitNames = generated.files.filter((file) => file.path.startsWith("systemd/")).map((file) => file.path);
+        expect(new Set(names).size).toBe(names.length);
+        expect(new Set(unitNames).size).toBe(unitNames.length);
+        for (const name of names) {
+          expect(name).not.toMatch(/^\d+$/);
+          expect(name).not.toBe("all");
+          expect(namespaces).not.toContain(name);
+        }
+      }),
+      { numRuns: 300 },
+    );
+    expect(accepted).toBeGreaterThan(50);
+    expect(tried).toBe(300);
+  });
+});
+
+describe("values no target can carry are refused with a message", () => {
+  const cases: [string, (manifest: ReturnType<typeof base>) => void, RegExp][] = [
+    ["a NUL in an env value", (m) => (m.apps.web!.env = { A: "x\0y" }), /NUL/],
+    ["a NUL in an argument", (m) => (m.apps.web!.args = ["x\0y"]), /NUL/],
+    ["a newline in cwd", (m) => (m.apps.web!.cwd = "a\nb"), /line break/],
+    ["a newline in a verify file", (m) => (m.apps.web!.verify = { files: ["a\rb"] }), /line break/],
+    ["a newline in envFile", (m) => (m.environments.staging!.envFile = ".env\nx"), /line break/],
+    ["a newline in pm2Home", (m) => (m.environments.staging!.pm2Home = ".pm2\nx"), /line break/],
+    ["a space in a health path", (m) => (m.apps.web!.health = { path: "/a b" }), /no spaces/],
+    ["whitespace in script (PM2 would run it through a shell)", (m) => (m.apps.web!.script = "server.js --port 1"), /without spaces/],
+    ["a tab in script", (m) => (m.apps.web!.script = "server\t.js"), /without spaces/],
+    ["a no-break space in script", (m) => (m.apps.web!.script = "server\u00a0.js"), /without spaces/],
+    ["args as a string instead of a list", (m) => (m.apps.web!.args = "--port 1" as unknown as string[]), /expected a list/],
+    ["a __proto__ env key (zod and JavaScript drop it silently)", (m) => (m.apps.web!.env = JSON.parse('{"__proto__": "x"}')), /__proto__/],
+    ["a __proto__ key anywhere", (m) => (m.environments = JSON.parse('{"staging": {}, "__proto__": {}}')), /__proto__/],
+    ["__proto__ in requiredEnv", (m) => Object.assign(m.environments.staging!, { envFile: ".env", requiredEnv: ["__proto__"] }), /__proto__/],
+    ["a lone surrogate (no UTF-8 file holds it)", (m) => (m.apps.web!.args = ["a\ud800b"]), /surrogate/],
+    ["a Unicode noncharacter in output (systemd refuses the line)", (m) => Object.assign(m, { output: "deploy\uffff" }), /noncharacter/],
+    ["a Unicode noncharacter in pm2Home", (m) => (m.environments.staging!.pm2Home = "pm2\u{10fffe}"), /noncharacter/],
+    ['a service user ending in "$"', (m) => (m.environments.staging!.systemd = { user: "svc$" }), /ends in "\$"/],
+    ["a service user longer than 31 characters", (m) => (m.environments.staging!.systemd = { user: "a".repeat(32) }), /31 characters/],
+    ["a project name (the default user) longer than 31 characters", (m) => Object.assign(m, { project: `p${"x".repeat(31)}` }), /defaults to the project name/],
+    ["the nobody user", (m) => (m.environments.staging!.systemd = { user: "nobody" }), /not safe/],
+    ["a newline in a user name", (m) => (m.environments.staging!.systemd = { user: "svc\nExecStart=/bin/sh" }), /user name/],
+  ];
+  it.each(cases)("%s", (_what, change, message) => {
+    const manifest = base();
+    change(manifest);
+    expect(problems(manifest).join("\n")).toMatch(message);
+  });
+
+  it("a Unicode noncharacter where no unit sees it (an argument, an env value) is accepted", () => {
+    const manifest = base();
+    manifest.apps.web!.args = ["\uffff"];
+    manifest.apps.web!.env = { A: "\ufdd0" };
+    expect(problems(manifest)).toEqual([]);
+  });
+});
+
+describe("the manifest file name lands in a comment of every file", () => {
+  it("a line break or U+2028 in it (which would end the comment) is refused", () => {
+    for (const name of ["deploy\ngen.json", "deploy\u2028gen.json", "deploy\rgen.json"]) expect(() => planOf(base(), name)).toThrow(UserError);
+  });
+
+  it("a name with spaces or quotes is quoted in the regenerate command", () => {
+    const generated = planOf(base(), "my deploy's.json");
+    const script = generated.files.find((file) => file.path.endsWith(".sh"))!.content;
+    expect(script).toContain(`# Regenerate: npx deploygen generate -m 'my deploy'\\''s.json'`);
+  });
+});
+
+describe("PM2 args", () => {
+  it("are always an array in the ecosystem file, empty included", () => {
+    const manifest = base();
+    manifest.apps.worker = { runtime: "command", script: "bin/worker" };
+    manifest.apps.web!.args = ["--port", "{port}"];
+    const root = path.join(work, "args");
+    const outputDir = writePlan(root, planOf(manifest));
+    const result = run("node", ["-e", `process.stdout.write(JSON.stringify(require(${JSON.stringify(path.join(outputDir, "ecosystem.staging.config.js"))}).apps.map((a) => a.args)))`]);
+    expect(JSON.parse(result.stdout.toString())).toEqual([["--port", "14000"], []]);
+  });
+});
+
+describe("the bash env-file parser checks each key against ^[A-Za-z_][A-Za-z0-9_]*$ before assigning anything", () => {
+  const root = path.join(work, "envfile");
+  const lib = () => {
+    const outputDir = writePlan(root, planOf(base()));
+    return path.join(outputDir, "scripts", "deploygen-lib.sh");
+  };
+  const canary = path.join(work, "canary");
+
+  it.each([
+    ["A-B=1"],
+    ["1A=1"],
+    ["A.B=1"],
+    ["ÄB=1"],
+    ["A B=1"],
+    [`$(touch ${canary})=1`],
+    [`\`touch ${canary}\`=1`],
+    ["PATH[0]=x"],
+    ["a[$(touch " + canary + ")]=1"],
+  ])("refuses %j, assigns nothing (not even the good keys before it), runs nothing", (line) => {
+    const file = path.join(work, "bad.env");
+    writeFileSync(file, `GOOD=1\n${line}\nLATER=2\n`);
+    const script = `source "$1"; declare -A vals=(); if dg_env_load "$2" vals; then echo accepted; fi; echo "keys: \${#vals[@]}"`;
+    const result = run("bash", ["-c", script, "-", lib(), file]);
+    expect(result.stdout.toString()).toBe("keys: 0\n");
+    expect(result.stderr.toString()).toMatch(/bad\.env:2:/);
+    expect(existsSync(canary)).toBe(false);
+  });
+
+  it("accepts good keys and keeps hostile values as data", () => {
+    const file = path.join(work, "good.env");
+    writeFileSync(file, `_A1='$(touch ${canary})'\nexport B=\`touch ${canary}\`\nc="x\\ny"\n`);
+    const script = `source "$1"; declare -A vals=(); dg_env_load "$2" vals; for k in _A1 B c; do printf '%s\\0' "\${vals[$k]}"; done`;
+    const result = run("bash", ["-c", script, "-", lib(), file]);
+    expect(result.stderr.toString()).toBe("");
+    // Backticks quote like single quotes (as in dotenv): the value is the text between them.
+    expect(nulRecords(result.stdout)).toEqual([`$(touch ${canary})`, `touch ${canary}`, "x\ny"]);
+    expect(existsSync(canary)).toBe(false);
+  });
+});

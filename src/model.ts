@@ -31,6 +31,13 @@ export interface ResolvedApp {
   enforcedEnv: [string, string][];
   install: string[];
   build: string[];
+  /** Files the build reads, relative to cwd (paths or find -path patterns); undefined: the whole cwd tree. */
+  buildInputs?: string[];
+  /** Where the deploy keeps the hash of the inputs of the last successful install and build (project-relative). */
+  installStateFile: string;
+  buildStateFile: string;
+  /** Files (relative to cwd) that must exist for an unchanged install or build to be skipped. */
+  stepOutputs: string[];
   verifyFiles: string[];
   verifyCommands: string[];
   /** A build output folder kept aside during a build so a failed build can be rolled back (relative to cwd). */
@@ -63,6 +70,8 @@ export interface ResolvedEnvironment {
   group?: string;
   alertWebhookEnv?: string;
   healthIntervalSeconds: number;
+  /** Project-relative folder of the deploy's record of unchanged install and build inputs. */
+  stateDir: string;
   startTimeoutSeconds: number;
   stopTimeoutSeconds: number;
   files: EnvironmentFiles;
@@ -109,6 +118,17 @@ function posixNormalize(value: string): string {
   return normalized === "" ? "." : normalized;
 }
 
+/** A build input as the deploy script's find -path test takes it ("./" dropped; "." is everything). */
+function buildInputPattern(input: string): string {
+  const normalized = posixNormalize(input.replace(/^(\.\/)+/, ""));
+  return normalized === "." ? "*" : normalized;
+}
+
+/** The deploy's state folder of one environment, relative to the project root (never generated, never committed). */
+export function environmentStateDir(env: string): string {
+  return `.deploygen/state/${env}`;
+}
+
 export function environmentFiles(env: string, project: string): EnvironmentFiles {
   const prefix = `${project}-${env}`;
   return {
@@ -140,19 +160,27 @@ function resolveApp(manifest: Manifest, envName: string, key: string, declared: 
   const committed = { ...environment.env, ...app.env };
   for (const [name] of enforcedEnv) delete committed[name];
   const pm2Name = `${manifest.project}-${envName}-${key}`;
+  const script = isNext ? "node_modules/.bin/next" : (app.script as string);
+  const verifyFiles = [...(app.verify?.files ?? []), ...(isNext ? [".next/BUILD_ID"] : [])];
+  const stateDir = environmentStateDir(envName);
   return {
     key,
     pm2Name,
     runtime: app.runtime,
     cwd: posixNormalize(app.cwd),
-    script: isNext ? "node_modules/.bin/next" : (app.script as string),
+    script,
     args,
     ...(port !== undefined ? { port, host } : {}),
     env: sortedEntries(committed),
     enforcedEnv,
     install: app.install,
     build: app.build,
-    verifyFiles: [...(app.verify?.files ?? []), ...(isNext ? [".next/BUILD_ID"] : [])],
+    ...(app.buildInputs !== undefined ? { buildInputs: app.buildInputs.map(buildInputPattern) } : {}),
+    installStateFile: `${stateDir}/${key}.install`,
+    buildStateFile: `${stateDir}/${key}.build`,
+    // The program PM2 runs counts as an output when it is a file in the project (not a command on PATH).
+    stepOutputs: [...new Set([...verifyFiles, ...(script.includes("/") && !path.posix.isAbsolute(script) ? [posixNormalize(script)] : [])])],
+    verifyFiles,
     verifyCommands: app.verify?.commands ?? [],
     ...(isNext ? { buildOutputDir: ".next" } : {}),
     ...(app.health && port !== undefined
@@ -199,6 +227,7 @@ export function resolveProject(manifest: Manifest, manifestName: string): Resolv
       ...(environment.systemd?.group !== undefined ? { group: environment.systemd.group } : {}),
       ...(environment.alerts ? { alertWebhookEnv: environment.alerts.webhookEnv } : {}),
       healthIntervalSeconds: environment.healthIntervalSeconds,
+      stateDir: environmentStateDir(envName),
       startTimeoutSeconds: healthBudget + SYSTEMD_TIMEOUT_MARGIN_SECONDS + 60,
       stopTimeoutSeconds: stopBudget + SYSTEMD_TIMEOUT_MARGIN_SECONDS,
       files: environmentFiles(envName, manifest.project),

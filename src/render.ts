@@ -62,24 +62,64 @@ function strictBlockHelper(name: string, original: HelperFn): HelperFn {
 }
 
 /**
- * Views reach templates through a proxy whose `in` sees own properties only: with strict mode,
- * {{constructor}} or {{x.__proto__}} then throw "not defined" like any other missing field
- * (Handlebars' own prototype-access check would render them empty).
+ * Views reach templates with nothing behind their own fields: with strict mode, {{constructor}} or
+ * {{x.__proto__}} then throw "not defined" like any other missing field (Handlebars' own
+ * prototype-access check would render them empty). Plain data (object literals and arrays: what
+ * views are made of) is copied, for each render, onto a prototype without named properties, so
+ * that `in` sees own fields only; anything else is wrapped in a proxy whose `in` sees own
+ * properties only. Template code reads copies much faster than proxies. A copy still converts to
+ * a string as its original does ("[object Object]", or an array's elements joined), which
+ * Handlebars' "not defined in ..." messages rely on.
  */
-const viewProxies = new WeakMap<object, object>();
-export function ownPropertiesOnly<T>(value: T): T {
+const prototypeConvertingTo = (toPrimitive: (this: unknown) => string): object =>
+  Object.freeze(Object.create(null, { [Symbol.toPrimitive]: { value: toPrimitive } }));
+const COPY_PROTOTYPES = {
+  object: prototypeConvertingTo(() => "[object Object]"),
+  array: prototypeConvertingTo(function (this: unknown) {
+    return Array.prototype.join.call(this);
+  }),
+  /** For a copy of an object that had no prototype: it converts to nothing, as its original. */
+  none: Object.freeze(Object.create(null)),
+};
+
+export function ownPropertiesOnly<T>(value: T, seen = new Map<object, object>()): T {
   if (value === null || typeof value !== "object") return value;
-  const cached = viewProxies.get(value);
-  if (cached) return cached as T;
-  const proxy = new Proxy(value, {
+  let view = seen.get(value);
+  if (!view) {
+    view = plainCopy(value, seen) ?? ownPropertiesProxy(value, seen);
+    seen.set(value, view);
+  }
+  return view as T;
+}
+
+/**
+ * `value` copied onto one of COPY_PROTOTYPES, or undefined when it is not plain data. The copy
+ * holds the enumerable own fields (and an array's elements); a field a view hides from
+ * Object.keys would be missing from it, so a template that used one would fail, loudly.
+ */
+function plainCopy(value: object, seen: Map<object, object>): object | undefined {
+  const prototype: unknown = Object.getPrototypeOf(value);
+  if (prototype === Array.prototype && Array.isArray(value)) {
+    const copy = Object.setPrototypeOf(new Array(value.length), COPY_PROTOTYPES.array) as unknown[];
+    seen.set(value, copy);
+    for (let index = 0; index < value.length; index++) if (index in value) copy[index] = ownPropertiesOnly(value[index] as unknown, seen);
+    return copy;
+  }
+  if (prototype !== Object.prototype && prototype !== null) return undefined;
+  const copy = Object.create(prototype === null ? COPY_PROTOTYPES.none : COPY_PROTOTYPES.object) as Record<string, unknown>;
+  seen.set(value, copy);
+  for (const key of Object.keys(value)) copy[key] = ownPropertiesOnly((value as Record<string, unknown>)[key], seen);
+  return copy;
+}
+
+function ownPropertiesProxy(value: object, seen: Map<object, object>): object {
+  return new Proxy(value, {
     has: (target, key) => Object.prototype.hasOwnProperty.call(target, key),
     get: (target, key, receiver) => {
       const result = Reflect.get(target, key, receiver);
-      return Object.prototype.hasOwnProperty.call(target, key) ? ownPropertiesOnly(result) : result;
+      return Object.prototype.hasOwnProperty.call(target, key) ? ownPropertiesOnly(result, seen) : result;
     },
   });
-  viewProxies.set(value, proxy);
-  return proxy;
 }
 
 function requireString(value: unknown, helper: string): string {

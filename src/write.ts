@@ -102,22 +102,29 @@ export async function writeOutputs(outputDir: string, files: FileOutput[], optio
   mkdirSync(path.dirname(outputDir), { recursive: true });
   const staging = mkdtempSync(path.join(path.dirname(outputDir), ".deploygen-tmp-"));
   const moved: Move[] = [];
+  // Each folder is made once (the files of a folder share it).
+  const made = new Set<string>();
+  const makeFolder = (dir: string) => {
+    if (made.has(dir)) return undefined;
+    made.add(dir);
+    return mkdirSync(dir, { recursive: true });
+  };
   try {
     for (const file of changed) {
       const staged = path.join(staging, "new", file.path);
-      mkdirSync(path.dirname(staged), { recursive: true });
+      makeFolder(path.dirname(staged));
       writeFileSync(staged, file.content, { mode: file.mode });
       chmodSync(staged, file.mode);
     }
     for (const file of changed) {
       const target = path.join(outputDir, file.path);
       const backup = path.join(staging, "old", file.path);
-      const createdDir = mkdirSync(path.dirname(target), { recursive: true });
+      const createdDir = makeFolder(path.dirname(target));
       // Folders this write created are removed again (deepest first, only when empty) on a roll-back.
       if (createdDir !== undefined) moved.push({ kind: "createdDir", target: path.dirname(target), top: createdDir });
       const exists = states.get(file.path)?.status !== "missing";
       if (exists) {
-        mkdirSync(path.dirname(backup), { recursive: true });
+        makeFolder(path.dirname(backup));
         await rename(target, backup);
       }
       moved.push(exists ? { kind: "replaced", target, backup } : { kind: "created", target });
@@ -126,7 +133,7 @@ export async function writeOutputs(outputDir: string, files: FileOutput[], optio
     for (const relative of removals) {
       const target = path.join(outputDir, relative);
       const backup = path.join(staging, "old", relative);
-      mkdirSync(path.dirname(backup), { recursive: true });
+      makeFolder(path.dirname(backup));
       await rename(target, backup);
       moved.push({ kind: "removed", target, backup });
     }

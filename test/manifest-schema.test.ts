@@ -72,6 +72,10 @@ const crossFieldOnly: Record<string, string> = {
   "projectRelativePaths-tilde-pm2Home.yaml": "path semantics",
   // Expressible, but kept with its sibling rule above so that one place owns reserved names.
   "reservedEnvNames.yaml": "reserved names live in one rule with <PROJECT>_ROOT",
+  // What systemd itself refuses (Unicode noncharacters in a unit) or warns about (a trailing "$"
+  // in User=): checked against systemd's rules, which a JSON Schema pattern would only mirror.
+  "systemdCarriesValues-noncharacter.yaml": "systemd refuses noncharacters in unit files",
+  "systemdUserNames-dollar.yaml": "systemd warns on such user names; the rule names the fix",
   // Cross-field: PM2 and unit names derived from environment and app names must not collide.
   "generatedNamesDistinct.yaml": "names derived from project, environment and app together",
   // JavaScript object semantics, checked on the loaded data before the schema: a "__proto__" key

@@ -188,6 +188,7 @@ export const projectRelativePaths: Rule = (manifest) => {
     problems.push(...pathProblem(app.cwd, ["apps", appName, "cwd"], "cwd"));
     if (app.script !== undefined) problems.push(...pathProblem(app.script, ["apps", appName, "script"], "script", app.runtime === "command"));
     app.verify?.files.forEach((file, index) => problems.push(...pathProblem(file, ["apps", appName, "verify", "files", index], "a verify file")));
+    app.buildInputs?.forEach((file, index) => problems.push(...pathProblem(file, ["apps", appName, "buildInputs", index], "a build input")));
   }
   for (const [envName, environment] of Object.entries(manifest.environments)) {
     if (environment.envFile !== undefined) problems.push(...pathProblem(environment.envFile, ["environments", envName, "envFile"], "envFile"));

@@ -95,6 +95,12 @@ export const AppSchema = z
     env: envMap.default({}),
     install: z.array(shellCommand).default([]).describe("Shell commands run in cwd, in order, on every deploy (for example npm ci, uv sync --frozen)."),
     build: z.array(shellCommand).default([]).describe("Shell commands run in cwd after install (for example npm run build)."),
+    buildInputs: z
+      .array(relativePath("a build input"))
+      .optional()
+      .describe(
+        "Files the build reads, relative to cwd: paths (a folder means everything in it) or patterns as in find -path (\"*\" also matches \"/\"). The deploy skips the build while these, the build commands and the dependency files are unchanged. Default: everything in cwd except dot-folders (.next, .git, .venv...), node_modules, logs and __pycache__.",
+      ),
     verify: VerifySchema.optional(),
     health: HealthSchema.optional(),
     instances: z.number().int().min(1).max(64).optional().describe("node and nextjs only: run this many workers in PM2 cluster mode (zero-downtime reload)."),

@@ -18,6 +18,16 @@ function appView(app: ResolvedApp) {
     portText: app.port === undefined ? "" : String(app.port),
     install: app.install,
     build: app.build,
+    // What decides whether an unchanged install or build is skipped (dg_cached_step in the library).
+    hasSteps: app.install.length > 0 || app.build.length > 0,
+    installText: app.install.join("\n"),
+    buildText: app.build.join("\n"),
+    buildInputsKind: app.buildInputs === undefined ? "tree" : "files",
+    buildInputs: app.buildInputs ?? [],
+    stepOutputs: app.stepOutputs.map(inCwd),
+    installState: app.installStateFile,
+    buildState: app.buildStateFile,
+    buildStateDeferred: app.buildOutputDir !== undefined,
     verifyCommands: app.verifyCommands,
     verifyFiles: app.verifyFiles.map((file) => ({
       path: inCwd(file),
@@ -31,7 +41,7 @@ function appView(app: ResolvedApp) {
     buildLabel: `build ${app.key} (in ${app.cwd})`,
     buildFix: `fix the build error above, then deploy again (the previous build is still in place)`,
     verifyLabel: `verify ${app.key}`,
-    verifyFix: `fix what the verify command of ${app.key} reports (usually a missing dependency: check the install step), then deploy again`,
+    verifyFix: `fix what the verify command of ${app.key} reports (usually a missing dependency: check the install step), then deploy again (with --force to redo install and build even when their inputs are unchanged)`,
   };
 }
 

@@ -8,6 +8,7 @@
 //   BENCH_CLI=/path/to/bin.js           measure another build of the CLI (for before/after)
 //   npm run bench -- --json             machine-readable figures instead of tables
 //   node test/bench/run.mjs --manifest 1000 > deploygen.yaml   print a scale manifest (for profiling)
+//   npm run bench -- --deploy           the deploy figures instead (test/bench/deploy.mjs; real PM2, minutes)
 //
 // Every run of every command is a new process started the same way (spawnSync of node), and
 // the runs of the commands compared with `node -e 0` are interleaved round by round so that
@@ -40,6 +41,12 @@ if (manifestFlag > 0) {
 
 if (!existsSync(CLI)) fail(`${CLI} not found`);
 if (!process.env.BENCH_CLI && !existsSync(path.join(ROOT, "dist", "cli.js"))) fail("dist/cli.js not found: run `npm run build` first");
+
+// `npm run bench -- --deploy` (or BENCH_DEPLOY=1): the deploy figures instead, from test/bench/deploy.mjs.
+if (process.argv.includes("--deploy") || process.env.BENCH_DEPLOY === "1") {
+  await import("./deploy.mjs");
+  process.exit(0);
+}
 
 const work = mkdtempSync(path.join(tmpdir(), "deploygen-bench-"));
 process.on("exit", () => rmSync(work, { recursive: true, force: true }));

@@ -120,7 +120,7 @@ describe("the real templates", () => {
     // path cannot hold a line break. Anything else must go through sh, systemd*, js or json.
     const allowed = new Set([
       "header", "project", "environment", "namespace", "rootEnvVar", "~rootEnvVar", "unitPrefix", "unitTemplate", "healthUnitPrefix", "healthUnit",
-      "timerName", "user", "group", "shellName", "alertWebhookEnv", "deployScriptName", "startScriptName", "stopScriptName", "healthCheckScriptName",
+      "timerName", "user", "group", "key", "shellName", "alertWebhookEnv", "deployScriptName", "startScriptName", "stopScriptName", "healthCheckScriptName",
       "installSystemdScriptName", "portText", "health.timeoutSeconds", "intervalSeconds", "startTimeoutSeconds", "stopTimeoutSeconds", "installScript",
     ]);
     const bare: string[] = [];

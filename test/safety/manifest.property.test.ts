@@ -313,7 +313,7 @@ describe("hostile manifests through generate and the generated files", () => {
       const scripts = `${entry.root}/${entry.manifest.output}/scripts`;
       for (const [unit, commands] of [
         [main, { ExecStart: [[`/bin/bash`, `${scripts}/start-${envName}.sh`, "--direct"]], ExecReload: [[`/bin/bash`, `${scripts}/start-${envName}.sh`, "--direct"]], ExecStop: [[`/bin/bash`, `${scripts}/stop-${envName}.sh`, "--direct"]] }],
-        [health, { ExecStart: [[`/bin/bash`, `${scripts}/health-check-${envName}.sh`]] }],
+        [health, { ExecStart: [[`/bin/bash`, `${scripts}/health-check-${envName}.sh`, "--direct"]] }],
       ] as const) {
         const dump = dumps.get(unit);
         expect(dump, unit).toBeDefined();

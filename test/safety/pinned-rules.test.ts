@@ -3,7 +3,7 @@
 // keys checked in bash before anything is assigned, a manifest file name that cannot break a comment.
 import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { ManifestError, UserError } from "../../src/errors.js";
 import { plan as planOf, writePlan, tempDir, run, nulRecords } from "./support.js";
@@ -194,6 +194,21 @@ describe("the bash env-file parser checks each key against ^[A-Za-z_][A-Za-z0-9_
     expect(result.stdout.toString()).toBe("keys: 0\n");
     expect(result.stderr.toString()).toMatch(/bad\.env:2:/);
     expect(existsSync(canary)).toBe(false);
+  });
+
+  it("the pre-flight check warns when the env file is readable by group or others, not when it is 0600", () => {
+    const file = path.join(work, "mode.env");
+    writeFileSync(file, "KEY=value\n");
+    const check = (mode: number) => {
+      chmodSync(file, mode);
+      return run("bash", ["-c", 'source "$1"; dg_check_env_file "$2" "" KEY', "-", lib(), file]);
+    };
+    const open = check(0o644);
+    expect(open.status).toBe(0);
+    expect(open.stderr.toString()).toMatch(/readable by group or others \(mode 644\); restrict it with: chmod 600/);
+    const closed = check(0o600);
+    expect(closed.status).toBe(0);
+    expect(closed.stderr.toString()).toBe("");
   });
 
   it("accepts good keys and keeps hostile values as data", () => {

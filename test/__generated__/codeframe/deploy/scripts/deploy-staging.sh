@@ -20,7 +20,8 @@ ECOSYSTEM=$ROOT/'deploy/ecosystem.staging.config.js'
 
 usage() {
   cat <<'USAGE'
-Usage: deploy-staging.sh [--dry-run] [--print-values] [--direct] [--help]
+Usage: deploy-staging.sh [--force] [--dry-run] [--print-values] [--direct] [--help]
+  --force         run every install and build, even those whose inputs are unchanged
   --dry-run       print every step with its resolved values and change nothing
   --print-values  the same values as NUL-terminated KEY=VALUE records (byte-exact, for tools)
   --direct        call PM2 even where the systemd unit is installed
@@ -30,8 +31,10 @@ USAGE
 DRY_RUN=0
 DG_PRINT_VALUES=0
 DIRECT=0
+DG_FORCE=0
 for arg in "$@"; do
   case $arg in
+    --force) DG_FORCE=1 ;;
     --dry-run) DRY_RUN=1 ;;
     --print-values) DRY_RUN=1 DG_PRINT_VALUES=1 ;;
     --direct) DIRECT=1 ;;
@@ -44,6 +47,10 @@ install_backend() {
   cd -- "$ROOT"/'.'
   uv sync --frozen
 }
+
+# What decides whether backend's install and build run again: see dg_cached_step.
+inputs_install_backend() { dg_inputs_hash "$ROOT"/'.' install 'uv sync --frozen'; }
+outputs_backend() { dg_files_exist "$ROOT"/'.venv/bin/python'; }
 
 verify_backend() {
   cd -- "$ROOT"/'.'
@@ -59,6 +66,11 @@ build_frontend() {
   cd -- "$ROOT"/'web-ui'
   npm run build
 }
+
+# What decides whether frontend's install and build run again: see dg_cached_step.
+inputs_install_frontend() { dg_inputs_hash "$ROOT"/'web-ui' install 'npm ci'; }
+inputs_build_frontend() { dg_inputs_hash "$ROOT"/'web-ui' 'tree' 'npm run build'; }
+outputs_frontend() { dg_files_exist "$ROOT"/'web-ui/.next/BUILD_ID' "$ROOT"/'web-ui/node_modules/.bin/next'; }
 
 restore_build_outputs() {
   dg_restore_build_output "$ROOT"/'web-ui/.next'
@@ -90,6 +102,10 @@ dry_run() {
   dg_show '  health' 'http://127.0.0.1:14100/'' (timeout ''60''s)'
   dg_show '  error_log' "$ROOT"/'logs/codeframe-staging-frontend.err.log'
   if [[ $DG_PRINT_VALUES == 0 ]]; then
+    DG_NODE_VERSION=$(node --version 2>/dev/null || true)
+    dg_plan_step install 'backend' "$ROOT"/'.deploygen/state/staging/backend.install' inputs_install_backend outputs_backend
+    dg_plan_step install 'frontend' "$ROOT"/'.deploygen/state/staging/frontend.install' inputs_install_frontend outputs_frontend
+    dg_plan_step build 'frontend' "$ROOT"/'.deploygen/state/staging/frontend.build' inputs_build_frontend outputs_frontend
     if ((DIRECT == 0)) && dg_unit_installed "$UNIT_PREFIX" "$ROOT"; then
       printf 'then\tmkdir -p %s; systemctl reload-or-restart %s (the unit is installed); wait for health\n' "$ROOT/logs" "$(dg_unit_instance "$UNIT_PREFIX" "$ROOT")"
     else
@@ -110,25 +126,26 @@ main() {
   dg_require_command node "install Node.js 20 or later for the service user"
   dg_require_command curl "install curl (apt-get install curl): the health checks use it"
   dg_find_pm2 "$ROOT"
-  dg_ok "tools: node $(node --version), pm2 at $DG_PM2, PM2_HOME=$PM2_HOME"
+  DG_NODE_VERSION=$(node --version)
+  dg_ok "tools: node $DG_NODE_VERSION, pm2 at $DG_PM2, PM2_HOME=$PM2_HOME"
   dg_check_env_file "$ROOT"/'.env.staging' "$ROOT"/'.env.staging.example' 'ANTHROPIC_API_KEY'
   dg_ok "env file "'.env.staging'" sets every required key"
   dg_check_port 14200 'codeframe-staging-backend'
   dg_check_port 14100 'codeframe-staging-frontend'
 
   dg_section "Install"
-  dg_run_step 'install backend (in .)' install_backend 'fix the install error above, or the install commands of backend in the manifest, then deploy again'
-  dg_run_step 'install frontend (in web-ui)' install_frontend 'fix the install error above, or the install commands of frontend in the manifest, then deploy again'
+  dg_cached_step install 'backend' "$ROOT"/'.deploygen/state/staging/backend.install' inputs_install_backend outputs_backend 'install backend (in .)' install_backend 'fix the install error above, or the install commands of backend in the manifest, then deploy again'
+  dg_cached_step install 'frontend' "$ROOT"/'.deploygen/state/staging/frontend.install' inputs_install_frontend outputs_frontend 'install frontend (in web-ui)' install_frontend 'fix the install error above, or the install commands of frontend in the manifest, then deploy again'
 
   dg_section "Build"
   # A failed build puts the previous build output back, so the running version keeps serving.
   dg_keep_build_output "$ROOT"/'web-ui/.next'
   trap restore_build_outputs EXIT
-  dg_run_step 'build frontend (in web-ui)' build_frontend 'fix the build error above, then deploy again (the previous build is still in place)'
+  dg_cached_step build 'frontend' "$ROOT"/'.deploygen/state/staging/frontend.build' inputs_build_frontend outputs_frontend 'build frontend (in web-ui)' build_frontend 'fix the build error above, then deploy again (the previous build is still in place)' deferred
 
   dg_section "Verify"
   [[ -e "$ROOT"/'.venv/bin/python' ]] || dg_die 'backend: .venv/bin/python is missing after install and build; nothing was restarted, the running version keeps serving' 'check the install and build steps of backend in the manifest (run them by hand in . to see why .venv/bin/python is not produced)'
-  dg_run_step 'verify backend' verify_backend 'fix what the verify command of backend reports (usually a missing dependency: check the install step), then deploy again'
+  dg_run_step 'verify backend' verify_backend 'fix what the verify command of backend reports (usually a missing dependency: check the install step), then deploy again (with --force to redo install and build even when their inputs are unchanged)'
   [[ -e "$ROOT"/'web-ui/.next/BUILD_ID' ]] || dg_die 'frontend: web-ui/.next/BUILD_ID is missing after install and build; nothing was restarted, the running version keeps serving' 'check the install and build steps of frontend in the manifest (run them by hand in web-ui to see why .next/BUILD_ID is not produced)'
   dg_ok "artifacts verified"
 
@@ -145,13 +162,14 @@ main() {
   # The new build is live: the kept copy of the previous one is no longer needed.
   trap - EXIT
   dg_drop_build_output_backup "$ROOT"/'web-ui/.next'
+  dg_commit_states
 
   dg_section "Health"
   dg_wait_healthy 'codeframe-staging-backend' 'http://127.0.0.1:14200/health' 60 "$ROOT"/'logs/codeframe-staging-backend.err.log'
   dg_wait_healthy 'codeframe-staging-frontend' 'http://127.0.0.1:14100/' 60 "$ROOT"/'logs/codeframe-staging-frontend.err.log'
 
   dg_section "Deployed codeframe (staging) in $(dg_elapsed_since "$started")"
-  dg_print_namespace "$NAMESPACE"
+  dg_print_apps 'codeframe-staging-backend' 'codeframe-staging-frontend'
 }
 
 main

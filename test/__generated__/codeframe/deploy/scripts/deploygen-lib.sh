@@ -115,6 +115,22 @@ dg_pm2_processes() {
     });'
 }
 
+# dg_print_apps NAME...: one line per process of the PM2 apps NAME (name, status, pid), from the pid
+# files PM2 keeps (<name>-<id>.pid): no PM2 command, so the deploy returns as soon as the apps answer.
+dg_print_apps() {
+  local name file id pid status
+  for name in "$@"; do
+    for file in "$PM2_HOME/pids/$name-"*.pid; do
+      id=${file#"$PM2_HOME/pids/$name-"}
+      id=${id%.pid}
+      [[ $id =~ ^[0-9]+$ && -f $file ]] || continue
+      pid=$(<"$file") || continue
+      if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then status=online; else status=stopped; fi
+      printf '    %-44s %-10s pid %s\n' "$name" "$status" "$pid"
+    done
+  done
+}
+
 # dg_print_namespace NAMESPACE: one line per process of the namespace (name, status, pid).
 dg_print_namespace() {
   dg_pm2_processes | awk -F '\t' -v ns="$1" '$2 == ns { printf "    %-44s %-10s pid %s\n", $1, $3, $4 }' | sort
@@ -608,11 +624,11 @@ dg_check_port() {
 }
 
 # ----- steps ----------------------------------------------------------------------------------
-# dg_run_step LABEL FUNCTION FIX: runs FUNCTION in a subshell with errexit in force (a function
-# called from `if` or `||` would silently lose it) and stops the script if it fails.
+# dg_run_step LABEL FUNCTION FIX [WHY]: runs FUNCTION in a subshell with errexit in force (a
+# function called from `if` or `||` would silently lose it) and stops the script if it fails.
 dg_run_step() {
   local label=$1 fn=$2 fix=$3 rc started=$EPOCHREALTIME
-  dg_info "$label"
+  dg_info "$label${4:+: $4}"
   set +e
   (
     set -euo pipefail
@@ -641,6 +657,134 @@ dg_restore_build_output() {
 }
 
 dg_drop_build_output_backup() { rm -rf -- "$1.deploygen-previous"; }
+
+# ----- unchanged steps ------------------------------------------------------------------------
+# An install or build is skipped when the hash of its inputs equals the one recorded after its
+# last success (in the project's .deploygen/state/<environment>/) and its outputs are in place.
+# The hash is taken again after the step succeeds and that one is recorded, so whatever a step
+# writes into its own inputs (a dist/ folder in the default build inputs, a rewritten lock file)
+# counts as unchanged next time, and deleting it counts as a change.
+
+# Dependency manifests and lock files in an app's cwd, and the markers package managers leave in
+# what they install (so a deleted node_modules or .venv is a change): find -path patterns.
+DG_INSTALL_INPUTS=(
+  ./package.json ./package-lock.json ./npm-shrinkwrap.json ./yarn.lock ./pnpm-lock.yaml ./bun.lock ./bun.lockb ./.npmrc ./.nvmrc
+  ./pyproject.toml ./uv.lock ./poetry.lock ./Pipfile ./Pipfile.lock './requirements*.txt' ./.python-version
+  ./node_modules/.package-lock.json ./node_modules/.yarn-integrity ./node_modules/.modules.yaml ./.venv/pyvenv.cfg
+)
+
+# dg_input_files KIND [PATTERN...]: NUL-terminated paths (./...) of the input files in the current
+# folder. install: DG_INSTALL_INPUTS. tree: those, and every file but those in dot-folders (.git,
+# .next, .venv...), node_modules, ./logs, __pycache__ and build output backups. files: those, and
+# the files matching PATTERNs (find -path patterns relative to the folder; a folder means all in it).
+dg_input_files() {
+  local kind=$1 pattern tests=()
+  shift
+  for pattern in "${DG_INSTALL_INPUTS[@]}"; do tests+=(-o -path "$pattern"); done
+  find . -maxdepth 2 \( -false "${tests[@]}" \) -xtype f -print0
+  case $kind in
+    tree)
+      find . \( -type d \( -name '.?*' -o -name node_modules -o -name __pycache__ -o -name '*.deploygen-previous' -o -path ./logs \) \) -prune -o -xtype f -print0
+      ;;
+    files)
+      tests=()
+      for pattern in "$@"; do tests+=(-o -path "./$pattern" -o -path "./$pattern/*"); done
+      if ((${#tests[@]} > 0)); then
+        find . \( -type d \( -name .git -o -name .next -o -name .venv -o -name .deploygen -o -name node_modules -o -name __pycache__ -o -name '*.deploygen-previous' \) \) -prune -o \( -false "${tests[@]}" \) -xtype f -print0
+      fi
+      ;;
+  esac
+}
+
+# dg_inputs_hash DIR KIND COMMANDS [PATTERN...]: sha256 of the step's commands, the Node.js version
+# (DG_NODE_VERSION) and the content of its input files (dg_input_files) in DIR. Fails, printing
+# nothing, when a file cannot be read (the step then runs).
+dg_inputs_hash() {
+  local dir=$1 kind=$2 commands=$3 listing
+  shift 3
+  listing=$(
+    exec 2>/dev/null
+    cd -- "$dir" || exit 1
+    printf 'deploygen inputs v1\n%s\n%s\n%s\n' "$kind" "${DG_NODE_VERSION-}" "$commands"
+    dg_input_files "$kind" "$@" | LC_ALL=C sort -zu | xargs -0r sha256sum --
+  ) || return 1
+  printf '%s\n' "$listing" | sha256sum | cut -d ' ' -f 1
+}
+
+# dg_files_exist FILE...: true when every FILE exists.
+dg_files_exist() {
+  local file
+  for file in "$@"; do [[ -e $file ]] || return 1; done
+}
+
+# dg_step_unchanged STATE INPUTS OUTPUTS: true when the step can be skipped: INPUTS (a function
+# printing the inputs' hash) prints what STATE holds and OUTPUTS (a function) finds the outputs in
+# place. Sets DG_STEP_HASH, and DG_STEP_REASON when the step must run. DG_FORCE=1: never skip.
+dg_step_unchanged() {
+  local state=$1 inputs=$2 outputs=$3 recorded=''
+  DG_STEP_HASH=$("$inputs") || DG_STEP_HASH=''
+  if [[ -f $state ]]; then recorded=$(<"$state") || recorded=''; fi
+  if ((${DG_FORCE-0} == 1)); then
+    DG_STEP_REASON='--force'
+  elif [[ -z $DG_STEP_HASH ]]; then
+    DG_STEP_REASON='its inputs could not be read'
+  elif [[ -z $recorded ]]; then
+    DG_STEP_REASON='no earlier success recorded'
+  elif [[ $recorded != "$DG_STEP_HASH" ]]; then
+    DG_STEP_REASON='inputs changed'
+  elif ! "$outputs"; then
+    DG_STEP_REASON='outputs missing'
+  else
+    return 0
+  fi
+  return 1
+}
+
+# dg_plan_step KIND APP STATE INPUTS OUTPUTS: the dry run's line for one step.
+dg_plan_step() {
+  if dg_step_unchanged "$3" "$4" "$5"; then
+    printf 'plan\twould skip %s %s: inputs unchanged\n' "$1" "$2"
+  else
+    printf 'plan\twould run %s %s (%s)\n' "$1" "$2" "$DG_STEP_REASON"
+  fi
+}
+
+# dg_cached_step KIND APP STATE INPUTS OUTPUTS LABEL FUNCTION FIX [deferred]: runs the step
+# (dg_run_step) unless dg_step_unchanged, then records the hash of its inputs in STATE. The record
+# goes before the step runs, so a failed step leaves none. "deferred": recorded only by
+# dg_commit_states, once nothing can put the previous build output back any more.
+DG_PENDING_STATES=()
+dg_cached_step() {
+  local kind=$1 app=$2 state=$3 inputs=$4 outputs=$5 label=$6 fn=$7 fix=$8 deferred=${9-}
+  if dg_step_unchanged "$state" "$inputs" "$outputs"; then
+    dg_ok "skipped $kind $app: inputs unchanged"
+    return 0
+  fi
+  rm -f -- "$state" "$state.pending"
+  dg_run_step "$label" "$fn" "$fix" "$DG_STEP_REASON"
+  DG_STEP_HASH=$("$inputs") || return 0
+  if [[ $deferred == deferred ]]; then
+    dg_write_state "$state.pending" "$DG_STEP_HASH"
+    DG_PENDING_STATES+=("$state")
+  else
+    dg_write_state "$state" "$DG_STEP_HASH"
+  fi
+}
+
+# dg_write_state FILE HASH: best effort (a project folder the deploy cannot write only costs reruns).
+dg_write_state() {
+  if ! { mkdir -p -- "${1%/*}" && printf '%s\n' "$2" >"$1.tmp" && mv -f -- "$1.tmp" "$1"; } 2>/dev/null; then
+    dg_warn "cannot write $1: the step will run again on the next deploy"
+  fi
+}
+
+dg_commit_states() {
+  local state
+  for state in "${DG_PENDING_STATES[@]}"; do
+    mv -f -- "$state.pending" "$state" 2>/dev/null || dg_warn "cannot write $state: the step will run again on the next deploy"
+  done
+  DG_PENDING_STATES=()
+}
 
 # ----- health ---------------------------------------------------------------------------------
 # dg_probe URL: one HTTP probe; 2xx and 3xx count as healthy.

@@ -20,12 +20,16 @@ ECOSYSTEM=$ROOT/'deploy/ecosystem.production.config.js'
 
 usage() {
   cat <<'USAGE'
-Usage: health-check-production.sh [--help]
+Usage: health-check-production.sh [--direct] [--help]
+  --direct  never go through systemctl (the health-check unit passes this: it runs without
+            privileges, so it restarts a dead PM2 daemon itself)
 USAGE
 }
 
+DIRECT=0
 for arg in "$@"; do
   case $arg in
+    --direct) DIRECT=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; dg_die "unknown option: $arg" "run health-check-production.sh --help" ;;
   esac
@@ -97,7 +101,7 @@ main() {
   if ! dg_pm2_daemon_pid >/dev/null; then
     dg_warn "PM2 is not running (PM2_HOME=$PM2_HOME): starting $NAMESPACE"
     alert failure "$NAMESPACE" "PM2 daemon not running; starting the namespace"
-    if dg_unit_installed "$UNIT_PREFIX" "$ROOT"; then
+    if ((DIRECT == 0)) && dg_unit_installed "$UNIT_PREFIX" "$ROOT"; then
       dg_systemctl restart -- "$(dg_unit_instance "$UNIT_PREFIX" "$ROOT")"
     else
       mkdir -p -- "$ROOT/logs"

@@ -20,7 +20,8 @@ ECOSYSTEM=$ROOT/'deploy/ecosystem.staging.config.js'
 
 usage() {
   cat <<'USAGE'
-Usage: deploy-staging.sh [--dry-run] [--print-values] [--direct] [--help]
+Usage: deploy-staging.sh [--force] [--dry-run] [--print-values] [--direct] [--help]
+  --force         run every install and build, even those whose inputs are unchanged
   --dry-run       print every step with its resolved values and change nothing
   --print-values  the same values as NUL-terminated KEY=VALUE records (byte-exact, for tools)
   --direct        call PM2 even where the systemd unit is installed
@@ -30,8 +31,10 @@ USAGE
 DRY_RUN=0
 DG_PRINT_VALUES=0
 DIRECT=0
+DG_FORCE=0
 for arg in "$@"; do
   case $arg in
+    --force) DG_FORCE=1 ;;
     --dry-run) DRY_RUN=1 ;;
     --print-values) DRY_RUN=1 DG_PRINT_VALUES=1 ;;
     --direct) DIRECT=1 ;;
@@ -49,6 +52,11 @@ build_api() {
   cd -- "$ROOT"/'.'
   npm run build
 }
+
+# What decides whether api's install and build run again: see dg_cached_step.
+inputs_install_api() { dg_inputs_hash "$ROOT"/'.' install 'npm ci'; }
+inputs_build_api() { dg_inputs_hash "$ROOT"/'.' 'tree' 'npm run build'; }
+outputs_api() { dg_files_exist "$ROOT"/'dist/server.js'; }
 
 dry_run() {
   if [[ $DG_PRINT_VALUES == 0 ]]; then dg_section "Dry run: node-api (staging); nothing is changed"; fi
@@ -72,6 +80,9 @@ dry_run() {
   dg_show '  verify_file' "$ROOT"/'dist/worker.js'
   dg_show '  error_log' "$ROOT"/'logs/node-api-staging-worker.err.log'
   if [[ $DG_PRINT_VALUES == 0 ]]; then
+    DG_NODE_VERSION=$(node --version 2>/dev/null || true)
+    dg_plan_step install 'api' "$ROOT"/'.deploygen/state/staging/api.install' inputs_install_api outputs_api
+    dg_plan_step build 'api' "$ROOT"/'.deploygen/state/staging/api.build' inputs_build_api outputs_api
     if ((DIRECT == 0)) && dg_unit_installed "$UNIT_PREFIX" "$ROOT"; then
       printf 'then\tmkdir -p %s; systemctl reload-or-restart %s (the unit is installed); wait for health\n' "$ROOT/logs" "$(dg_unit_instance "$UNIT_PREFIX" "$ROOT")"
     else
@@ -92,16 +103,17 @@ main() {
   dg_require_command node "install Node.js 20 or later for the service user"
   dg_require_command curl "install curl (apt-get install curl): the health checks use it"
   dg_find_pm2 "$ROOT"
-  dg_ok "tools: node $(node --version), pm2 at $DG_PM2, PM2_HOME=$PM2_HOME"
+  DG_NODE_VERSION=$(node --version)
+  dg_ok "tools: node $DG_NODE_VERSION, pm2 at $DG_PM2, PM2_HOME=$PM2_HOME"
   dg_check_env_file "$ROOT"/'.env.staging' "$ROOT"/'.env.staging.example' 'DATABASE_URL'
   dg_ok "env file "'.env.staging'" sets every required key"
   dg_check_port 14300 'node-api-staging-api'
 
   dg_section "Install"
-  dg_run_step 'install api (in .)' install_api 'fix the install error above, or the install commands of api in the manifest, then deploy again'
+  dg_cached_step install 'api' "$ROOT"/'.deploygen/state/staging/api.install' inputs_install_api outputs_api 'install api (in .)' install_api 'fix the install error above, or the install commands of api in the manifest, then deploy again'
 
   dg_section "Build"
-  dg_run_step 'build api (in .)' build_api 'fix the build error above, then deploy again (the previous build is still in place)'
+  dg_cached_step build 'api' "$ROOT"/'.deploygen/state/staging/api.build' inputs_build_api outputs_api 'build api (in .)' build_api 'fix the build error above, then deploy again (the previous build is still in place)'
 
   dg_section "Verify"
   [[ -e "$ROOT"/'dist/server.js' ]] || dg_die 'api: dist/server.js is missing after install and build; nothing was restarted, the running version keeps serving' 'check the install and build steps of api in the manifest (run them by hand in . to see why dist/server.js is not produced)'
@@ -124,7 +136,7 @@ main() {
   dg_wait_healthy 'node-api-staging-api' 'http://127.0.0.1:14300/health' 30 "$ROOT"/'logs/node-api-staging-api.err.log'
 
   dg_section "Deployed node-api (staging) in $(dg_elapsed_since "$started")"
-  dg_print_namespace "$NAMESPACE"
+  dg_print_apps 'node-api-staging-api' 'node-api-staging-worker'
 }
 
 main

@@ -20,7 +20,8 @@ ECOSYSTEM=$ROOT/'deploy/ecosystem.production.config.js'
 
 usage() {
   cat <<'USAGE'
-Usage: deploy-production.sh [--dry-run] [--print-values] [--direct] [--help]
+Usage: deploy-production.sh [--force] [--dry-run] [--print-values] [--direct] [--help]
+  --force         run every install and build, even those whose inputs are unchanged
   --dry-run       print every step with its resolved values and change nothing
   --print-values  the same values as NUL-terminated KEY=VALUE records (byte-exact, for tools)
   --direct        call PM2 even where the systemd unit is installed
@@ -30,8 +31,10 @@ USAGE
 DRY_RUN=0
 DG_PRINT_VALUES=0
 DIRECT=0
+DG_FORCE=0
 for arg in "$@"; do
   case $arg in
+    --force) DG_FORCE=1 ;;
     --dry-run) DRY_RUN=1 ;;
     --print-values) DRY_RUN=1 DG_PRINT_VALUES=1 ;;
     --direct) DIRECT=1 ;;
@@ -45,6 +48,11 @@ install_api() {
   python3 -m venv .venv
   .venv/bin/pip install --requirement requirements.txt
 }
+
+# What decides whether api's install and build run again: see dg_cached_step.
+inputs_install_api() { dg_inputs_hash "$ROOT"/'.' install 'python3 -m venv .venv
+.venv/bin/pip install --requirement requirements.txt'; }
+outputs_api() { dg_files_exist "$ROOT"/'.venv/bin/python' "$ROOT"/'app/main.py'; }
 
 verify_api() {
   cd -- "$ROOT"/'.'
@@ -72,6 +80,8 @@ dry_run() {
   dg_show '  health' 'http://127.0.0.1:8000/healthz'' (timeout ''45''s)'
   dg_show '  error_log' "$ROOT"/'logs/python-api-production-api.err.log'
   if [[ $DG_PRINT_VALUES == 0 ]]; then
+    DG_NODE_VERSION=$(node --version 2>/dev/null || true)
+    dg_plan_step install 'api' "$ROOT"/'.deploygen/state/production/api.install' inputs_install_api outputs_api
     if ((DIRECT == 0)) && dg_unit_installed "$UNIT_PREFIX" "$ROOT"; then
       printf 'then\tmkdir -p %s; systemctl reload-or-restart %s (the unit is installed); wait for health\n' "$ROOT/logs" "$(dg_unit_instance "$UNIT_PREFIX" "$ROOT")"
     else
@@ -92,20 +102,21 @@ main() {
   dg_require_command node "install Node.js 20 or later for the service user"
   dg_require_command curl "install curl (apt-get install curl): the health checks use it"
   dg_find_pm2 "$ROOT"
-  dg_ok "tools: node $(node --version), pm2 at $DG_PM2, PM2_HOME=$PM2_HOME"
+  DG_NODE_VERSION=$(node --version)
+  dg_ok "tools: node $DG_NODE_VERSION, pm2 at $DG_PM2, PM2_HOME=$PM2_HOME"
   dg_check_env_file "$ROOT"/'.env.production' "$ROOT"/'.env.production.example' 'DATABASE_URL' 'ALERT_WEBHOOK_URL'
   dg_ok "env file "'.env.production'" sets every required key"
   dg_check_port 8000 'python-api-production-api'
 
   dg_section "Install"
-  dg_run_step 'install api (in .)' install_api 'fix the install error above, or the install commands of api in the manifest, then deploy again'
+  dg_cached_step install 'api' "$ROOT"/'.deploygen/state/production/api.install' inputs_install_api outputs_api 'install api (in .)' install_api 'fix the install error above, or the install commands of api in the manifest, then deploy again'
 
   dg_section "Build"
 
   dg_section "Verify"
   [[ -e "$ROOT"/'.venv/bin/python' ]] || dg_die 'api: .venv/bin/python is missing after install and build; nothing was restarted, the running version keeps serving' 'check the install and build steps of api in the manifest (run them by hand in . to see why .venv/bin/python is not produced)'
   [[ -e "$ROOT"/'app/main.py' ]] || dg_die 'api: app/main.py is missing after install and build; nothing was restarted, the running version keeps serving' 'check the install and build steps of api in the manifest (run them by hand in . to see why app/main.py is not produced)'
-  dg_run_step 'verify api' verify_api 'fix what the verify command of api reports (usually a missing dependency: check the install step), then deploy again'
+  dg_run_step 'verify api' verify_api 'fix what the verify command of api reports (usually a missing dependency: check the install step), then deploy again (with --force to redo install and build even when their inputs are unchanged)'
   dg_ok "artifacts verified"
 
   mkdir -p -- "$ROOT/logs"
@@ -124,7 +135,7 @@ main() {
   dg_wait_healthy 'python-api-production-api' 'http://127.0.0.1:8000/healthz' 45 "$ROOT"/'logs/python-api-production-api.err.log'
 
   dg_section "Deployed python-api (production) in $(dg_elapsed_since "$started")"
-  dg_print_namespace "$NAMESPACE"
+  dg_print_apps 'python-api-production-api'
 }
 
 main

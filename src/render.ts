@@ -174,6 +174,10 @@ export type TemplateName =
   | "scripts/install-systemd.sh";
 
 export interface Renderer {
+  /**
+   * Renders a template. The view is plain data that is not modified once rendered: the renderer
+   * keeps its copy of the view (see ownPropertiesOnly) for the next template rendered from it.
+   */
   render(name: TemplateName, view: object): string;
 }
 
@@ -193,6 +197,7 @@ export function createRenderer(templatesDir: string = TEMPLATES_DIR): Renderer {
     env.registerPartial(partialName, env.template(templateSpec(readFileSync(path.join(partialsDir, file), "utf8"))));
   }
   const compiled = new Map<string, TemplateDelegate>();
+  const viewCopies = new WeakMap<object, object>();
   return {
     render(name, view) {
       let template = compiled.get(name);
@@ -200,7 +205,9 @@ export function createRenderer(templatesDir: string = TEMPLATES_DIR): Renderer {
         template = env.template(templateSpec(readFileSync(path.join(templatesDir, `${name}.hbs`), "utf8")));
         compiled.set(name, template);
       }
-      return template(ownPropertiesOnly(view), { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
+      let copy = viewCopies.get(view);
+      if (!copy) viewCopies.set(view, (copy = ownPropertiesOnly(view)));
+      return template(copy, { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
     },
   };
 }

@@ -1,9 +1,8 @@
 // Reading a manifest from disk: YAML or JSON, keeping the parsed document so that every
 // later error can point at a line and column.
-import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { existsSync } from "node:fs";
-import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from "yaml";
+import { existsSync, readFileSync } from "node:fs";
+import { LineCounter, parseDocument, isMap, isNode, isPair, isScalar, isSeq, type Document } from "yaml";
 import { ManifestError, UserError, type SourcePosition } from "../errors.js";
 
 export const DEFAULT_MANIFEST_NAMES = ["deploygen.yaml", "deploygen.yml", "deploygen.json"] as const;
@@ -36,14 +35,14 @@ export function findManifest(cwd: string, explicit?: string): string {
 }
 
 export async function loadManifest(file: string, cwd = process.cwd()): Promise<LoadedManifest> {
-  const text = await readFile(file, "utf8");
+  // Synchronous: one read, without round trips through the thread pool.
+  const text = readFileSync(file, "utf8");
   const displayName = path.relative(cwd, file) || path.basename(file);
   return parseManifestText(text, file, displayName);
 }
 
 /** Pure: parse manifest text (YAML, or JSON which YAML 1.2 reads too) into data plus a position lookup. */
 export function parseManifestText(text: string, file: string, displayName = file): LoadedManifest {
-  const lineCounter = new LineCounter();
   const isJson = file.endsWith(".json");
   if (isJson) {
     // JSON first: YAML would accept some invalid JSON (trailing commas, single quotes) and word
@@ -65,7 +64,7 @@ export function parseManifestText(text: string, file: string, displayName = file
       ]);
     }
   }
-  const doc: Document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const { doc, lineCounter } = parseYamlDocument(text);
   const firstError = doc.errors[0];
   if (firstError) {
     const offset = firstError.pos[0];
@@ -102,6 +101,43 @@ export function parseManifestText(text: string, file: string, displayName = file
     return undefined;
   };
   return { file, displayName, baseName: path.basename(file), data, locate };
+}
+
+/**
+ * parseDocument with unique keys. yaml checks uniqueness by comparing each key with every earlier
+ * key of its mapping (quadratic: seconds for a few thousand apps), so the text is parsed without
+ * that check and scanned for repeated keys in linear time; only when the scan finds one is it
+ * parsed again with yaml's own check, whose errors then stand exactly as before.
+ */
+function parseYamlDocument(text: string): { doc: Document; lineCounter: LineCounter } {
+  const parse = (uniqueKeys: boolean) => {
+    const lineCounter = new LineCounter();
+    return { doc: parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys, strict: true }) as Document, lineCounter };
+  };
+  const unchecked = parse(false);
+  return mayRepeatKeys(unchecked.doc.contents) ? parse(true) : unchecked;
+}
+
+/**
+ * True when a mapping under `node` has two scalar keys with equal values. yaml's check compares
+ * scalar keys' values with ===; a Set's equality also matches NaN with NaN, which can only add a
+ * second parse, never miss a repeated key.
+ */
+function mayRepeatKeys(node: unknown): boolean {
+  if (isMap(node)) {
+    const seen = new Set<unknown>();
+    for (const pair of node.items) {
+      if (isScalar(pair.key)) {
+        if (seen.has(pair.key.value)) return true;
+        seen.add(pair.key.value);
+      }
+      if (mayRepeatKeys(pair.key) || mayRepeatKeys(pair.value)) return true;
+    }
+    return false;
+  }
+  if (isSeq(node)) return node.items.some(mayRepeatKeys);
+  if (isPair(node)) return mayRepeatKeys(node.key) || mayRepeatKeys(node.value);
+  return false;
 }
 
 function keyPosition(doc: Document, manifestPath: (string | number)[], lineCounter: LineCounter): SourcePosition | undefined {

@@ -11,8 +11,22 @@ export interface RuleProblem {
 
 export type Rule = (manifest: Manifest) => RuleProblem[];
 
-/** The app as it runs in one environment: app fields with that environment's overrides applied. */
+/** effectiveApp's results by environment and app name: rules and the resolver ask for each pair several times. */
+const effectiveApps = new WeakMap<Environment, Map<string, { app: App; override: unknown; effective: App }>>();
+
+/** The app as it runs in one environment: app fields with that environment's overrides applied. Shared: do not modify it. */
 export function effectiveApp(app: App, environment: Environment, appName: string): App {
+  let byName = effectiveApps.get(environment);
+  if (!byName) effectiveApps.set(environment, (byName = new Map()));
+  const known = byName.get(appName);
+  const override = environment.apps[appName];
+  if (known && known.app === app && known.override === override) return known.effective;
+  const effective = withOverride(app, environment, appName);
+  byName.set(appName, { app, override, effective });
+  return effective;
+}
+
+function withOverride(app: App, environment: Environment, appName: string): App {
   const override = environment.apps[appName] ?? {};
   return {
     ...app,

@@ -1,6 +1,7 @@
 // The manifest (v1) as a zod schema: the single source of the manifest's types, the JSON
 // Schema in schemas/manifest.schema.json and the field reference in docs/manifest.md.
-import { z } from "zod";
+// A namespace import, so that the bundle keeps only the parts of zod this file uses.
+import * as z from "zod";
 
 /** Names end up in PM2 app names, namespaces and systemd unit names: keep them to a set all three carry. */
 export const NAME_PATTERN = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;

@@ -7,6 +7,7 @@
 //   BENCH_SCALE=0 npm run bench         skip the scale table
 //   BENCH_CLI=/path/to/bin.js           measure another build of the CLI (for before/after)
 //   npm run bench -- --json             machine-readable figures instead of tables
+//   BENCH_RSS=wrapper npm run bench     peak RSS from process.resourceUsage() instead of /usr/bin/time
 //   node test/bench/run.mjs --manifest 1000 > deploygen.yaml   print a scale manifest (for profiling)
 //   npm run bench -- --deploy           the deploy figures instead (test/bench/deploy.mjs; real PM2, minutes)
 //
@@ -31,7 +32,7 @@ const FIXTURE = path.join(ROOT, "fixtures", "codeframe");
 const RATIO_GOAL = 1.6;
 const SCALE_GOAL_MS = 1000;
 const TIME = "/usr/bin/time";
-const HAS_GNU_TIME = existsSync(TIME) && spawnSync(TIME, ["-f", "%M", "true"], { encoding: "utf8" }).status === 0;
+const HAS_GNU_TIME = process.env.BENCH_RSS !== "wrapper" && existsSync(TIME) && spawnSync(TIME, ["-f", "%M", "true"], { encoding: "utf8" }).status === 0;
 
 const manifestFlag = process.argv.indexOf("--manifest");
 if (manifestFlag > 0) {
@@ -48,6 +49,14 @@ if (process.argv.includes("--deploy") || process.env.BENCH_DEPLOY === "1") {
   process.exit(0);
 }
 
+// Whether V8 accepts the build's code cache here (a cache from another Node.js is ignored: slower, still correct).
+const LOADER = path.resolve(path.dirname(CLI), "..", "dist", "run.cjs");
+const codeCache = existsSync(LOADER)
+  ? spawnSync(process.execPath, ["-e", `process.stdout.write(String(require(${JSON.stringify(LOADER)}).codeCacheUsed))`], { encoding: "utf8" }).stdout === "true"
+    ? "used"
+    : "NOT used (rebuild with this Node.js: npm run build)"
+  : "none (not a bundled build)";
+
 const work = mkdtempSync(path.join(tmpdir(), "deploygen-bench-"));
 process.on("exit", () => rmSync(work, { recursive: true, force: true }));
 
@@ -60,7 +69,7 @@ function run(args, { cwd = work, rss = false, expect = 0 } = {}) {
     argv = ["-f", "deploygen-bench-rss=%M", process.execPath, ...args];
   } else if (rss) {
     // No GNU time: run the CLI inside a wrapper that reports its own peak RSS at exit.
-    argv = ["--input-type=module", "-e", RSS_WRAPPER, ...args];
+    argv = ["--input-type=module", "-e", RSS_WRAPPER, "--", ...args];
   }
   const started = process.hrtime.bigint();
   const result = spawnSync(command, argv, { cwd, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
@@ -167,6 +176,7 @@ const report = {
   loadAverage: loadavg().map(round2),
   runs: RUNS,
   cli: path.relative(ROOT, CLI) || CLI,
+  codeCache,
   rssMeasuredWith: HAS_GNU_TIME ? "/usr/bin/time -f %M" : "process.resourceUsage().maxRSS in a wrapper",
   startup,
   peakRssMiB: { nodeE0: round1(baselineRss / 1024), generate: round1(generateRss / 1024) },
@@ -179,7 +189,7 @@ if (JSON_OUTPUT) {
   console.log(JSON.stringify(report, null, 2));
 } else {
   console.log(`deploygen bench: node ${report.node}, ${report.platform}, ${report.cpu}, load ${report.loadAverage.join(" ")}`);
-  console.log(`CLI ${report.cli}; median of ${RUNS} run(s) each; peak RSS via ${report.rssMeasuredWith}\n`);
+  console.log(`CLI ${report.cli} (code cache ${report.codeCache}); median of ${RUNS} run(s) each; peak RSS via ${report.rssMeasuredWith}\n`);
   table(
     ["command", "median ms", "min ms", "x node -e 0", "goal"],
     startup.map((row) => [row.command, row.medianMs.toFixed(1), row.minMs.toFixed(1), row.ratio.toFixed(2), row.goal ? `<= ${row.goal} ${row.ratio <= row.goal ? "met" : "MISSED"}` : ""]),

@@ -4,7 +4,7 @@ import { validateManifest } from "./manifest/validate.js";
 import { resolveProject, type ResolvedProject } from "./model.js";
 import { createRenderer, type Renderer } from "./render.js";
 import type { FileOutput } from "./outputs/types.js";
-import { ecosystemOutputs } from "./outputs/ecosystem.js";
+import { ecosystemOutputs, moduleMarkerOutput } from "./outputs/ecosystem.js";
 import { systemdOutputs } from "./outputs/systemd.js";
 import { scriptOutputs, libraryOutput } from "./outputs/scripts.js";
 import { UserError } from "./errors.js";
@@ -29,7 +29,7 @@ export function planGeneration(loaded: LoadedManifest, options: { environments?:
   }
   const renderer = options.renderer ?? createRenderer();
   const environments = project.environments.filter((environment) => !wanted || wanted.includes(environment.name));
-  const files = [libraryOutput(project, renderer), ...environments.flatMap((environment) => BUILDERS.flatMap((build) => build(project, environment, renderer)))];
+  const files = [libraryOutput(project, renderer), moduleMarkerOutput(project, renderer), ...environments.flatMap((environment) => BUILDERS.flatMap((build) => build(project, environment, renderer)))];
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return { project, output: project.output, files };
 }

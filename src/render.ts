@@ -163,6 +163,7 @@ function templateSpec(source: string): TemplateSpec {
 
 export type TemplateName =
   | "ecosystem.config.js"
+  | "package.json"
   | "systemd/app.service"
   | "systemd/health.service"
   | "systemd/health.timer"

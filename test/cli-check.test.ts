@@ -38,7 +38,7 @@ describe("deploygen check", () => {
   it("exits 0 and says so when the output is up to date", async () => {
     const result = await runCli(["check"], { cwd: root });
     expect(result).toMatchObject({ code: 0, stderr: "" });
-    expect(result.stdout).toMatch(/^up to date: deploy matches deploygen\.yaml \(19 files\)\n$/);
+    expect(result.stdout).toMatch(/^up to date: deploy matches deploygen\.yaml \(20 files\)\n$/);
   });
 
   it("exits 1 on a changed file, printing a unified diff with a/ b/ paths and the fix", async () => {
@@ -79,7 +79,7 @@ describe("deploygen check", () => {
       manifest: "deploygen.yaml",
       upToDate: false,
       outputDir: "deploy",
-      checked: 19,
+      checked: 20,
       changed: [],
       missing: ["scripts/deploy-staging.sh"],
       orphans: ["ecosystem.qa.config.js"],
@@ -116,7 +116,7 @@ describe("deploygen check", () => {
     await rm(path.join(root, "deploy"), { recursive: true });
     const result = await runCli(["check", "--json"], { cwd: root });
     expect(result.code).toBe(1);
-    expect((JSON.parse(result.stdout) as { missing: string[] }).missing).toHaveLength(19);
+    expect((JSON.parse(result.stdout) as { missing: string[] }).missing).toHaveLength(20);
   });
 
   it("--quiet prints only the verdict and its fix", async () => {

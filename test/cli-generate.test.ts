@@ -44,7 +44,7 @@ describe("deploygen generate and orphans", () => {
       "deploy/systemd/codeframe-production-health@.timer",
       "deploy/systemd/codeframe-production@.service",
     ]);
-    expect(result.stdout).toMatch(/\n0 written, 10 unchanged, 9 removed\n$/);
+    expect(result.stdout).toMatch(/\n0 written, 11 unchanged, 9 removed\n$/);
     for (const file of removed) expect(existsSync(path.join(root, file!))).toBe(false);
     // Hand-written files survive, whatever their name.
     expect(await readFile(path.join(deploy, "README.md"), "utf8")).toBe("Hand-written notes about deploy/.\n");

@@ -104,6 +104,17 @@ describe("seed finding 3: no hard-coded absolute paths", () => {
   });
 });
 
+describe("the ecosystem file in an ES-module project", () => {
+  it("loads in node even where the project's package.json says type: module", async () => {
+    const { root, outputDir } = await generateFixtureCopy("codeframe");
+    await writeFile(path.join(root, "package.json"), '{ "type": "module" }\n');
+    const file = path.join(outputDir, "ecosystem.staging.config.js");
+    const result = await run(process.execPath, ["-e", `process.stdout.write(String(require(${JSON.stringify(file)}).apps.length))`], { cwd: root, env: cleanEnv() });
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe("2");
+  });
+});
+
 describe("seed finding 4: the environment is validated before anything starts", () => {
   it("a missing env file stops the deploy with the fix, before PM2 is touched", async () => {
     const project = await tinyProject({ envFile: null });

@@ -1,7 +1,21 @@
 // ecosystem.<env>.config.js: a fixed preamble plus the apps as JSON data.
 import type { OutputBuilder } from "./types.js";
 import type { ResolvedApp } from "../model.js";
-import { commentHeader } from "./header.js";
+import type { ResolvedProject } from "../model.js";
+import type { Renderer } from "../render.js";
+import type { FileOutput } from "./types.js";
+import { commentHeader, headerLines } from "./header.js";
+
+export const MODULE_MARKER_PATH = "package.json";
+
+/**
+ * package.json in the output folder: PM2 loads ecosystem files with require(), which fails for a
+ * .js file under a package.json that says "type": "module". JSON has no comments, so the header
+ * lines are the value of a "//" key.
+ */
+export function moduleMarkerOutput(project: ResolvedProject, renderer: Renderer): FileOutput {
+  return { path: MODULE_MARKER_PATH, mode: 0o644, content: renderer.render("package.json", { header: headerLines(project).join(" ") }) };
+}
 
 /** The PM2 options of one app; paths that depend on the root are joined at load time. */
 export function pm2Options(app: ResolvedApp, namespace: string): Record<string, unknown> {

@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileS
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseManifestText } from "../../src/manifest/load.js";
+import { hasNoncharacter } from "../../src/manifest/rules.js";
 import { planGeneration, type GenerationPlan } from "../../src/generate.js";
 
 export const SYSTEMD_BIN = ["/lib/systemd/systemd", "/usr/lib/systemd/systemd"].find((file) => existsSync(file)) ?? "/lib/systemd/systemd";
@@ -99,6 +100,10 @@ export interface FuzzApp {
   install: string[];
 }
 
+function withoutNoncharacters(value: string): string {
+  return [...value].filter((char) => !hasNoncharacter(char)).join("");
+}
+
 export interface FuzzManifest {
   version: 1;
   project: string;
@@ -129,13 +134,14 @@ export function manifestArb(canary: string, id: () => number, absolutePm2HomeBas
   return fc
     .record({
       apps: fc.uniqueArray(fc.tuple(fc.constantFrom("web", "api", "worker-1", "a"), app), { minLength: 1, maxLength: 4, selector: ([name]) => name }),
-      output: relativePathArb(canary, "o"),
+      // Noncharacters are refused in output and pm2Home by validation (systemd cannot load them).
+      output: relativePathArb(canary, "o").map(withoutNoncharacters),
       envFile: relativePathArb(canary, "e"),
       exampleFile: fc.option(relativePathArb(canary, "x"), { nil: undefined }),
       pm2Home: fc.oneof(
         fc.constant(undefined),
-        relativePathArb(canary, "h"),
-        segment(canary).map((value) => `${absolutePm2HomeBase}/${value}`),
+        relativePathArb(canary, "h").map(withoutNoncharacters),
+        segment(canary).map((value) => `${absolutePm2HomeBase}/${withoutNoncharacters(value)}`),
       ),
       env: fc.dictionary(fc.constantFrom("APP_MODE", "Z", "ENV_TEXT", "W1"), text, { maxKeys: 4 }),
       envName: fc.constantFrom("staging", "production", "qa-1"),

@@ -737,6 +737,19 @@ function runBashBatch(files: string[]): Array<Env | { refused: true }> {
 const BATCH = 100;
 const RUNS = Number(process.env.ENV_PARSER_PROPERTY_RUNS ?? 30);
 
+/**
+ * Node's readings of a file, one of which must match dotenv's. util.parseEnv misreads a comment on
+ * the last line when no newline ends it ("#KEY=v" gives a key "#KEY", "#=`=" a key "`"); dotenv
+ * and the bash parser ignore that line (the documented divergence). So the file is read as is
+ * (minus "#" keys) and without a final unterminated comment line (which may also be the end of a
+ * quoted value, hence both readings).
+ */
+function nodeReadings(text: string): Record<string, string>[] {
+  const asIs = Object.fromEntries(Object.entries(nodeParse(text)).filter(([k]) => !k.startsWith('#')));
+  const match = /(^|\n)[ ]*#[^\n]*$/.exec(text);
+  return match ? [asIs, nodeParse(text.slice(0, match.index + match[1]!.length))] : [asIs];
+}
+
 describe('property: careful env files parse the same in bash, dotenv and util.parseEnv', () => {
   it(`${BATCH * RUNS} generated files, ${BATCH} per bash process`, () => {
     fc.assert(
@@ -747,8 +760,7 @@ describe('property: careful env files parse the same in bash, dotenv and util.pa
           const expected = dotenvParse(text);
           expect(results[idx], JSON.stringify(text)).toEqual(expected);
           // util.parseEnv agrees too, apart from the documented `#KEY=v` last-line quirk.
-          const fromNode = Object.fromEntries(Object.entries(nodeParse(text)).filter(([k]) => !k.startsWith('#')));
-          expect(fromNode, JSON.stringify(text)).toEqual(expected);
+          expect(nodeReadings(text), JSON.stringify(text)).toContainEqual(expected);
         });
         expect(existsSync(join(work, 'CANARY'))).toBe(false);
       }),
@@ -780,8 +792,7 @@ describe('property: whatever bash accepts, dotenv and util.parseEnv read the sam
           accepted += 1;
           const expected = dotenvParse(text);
           expect(got, JSON.stringify(text)).toEqual(expected);
-          const fromNode = Object.fromEntries(Object.entries(nodeParse(text)).filter(([k]) => !k.startsWith('#')));
-          expect(fromNode, JSON.stringify(text)).toEqual(expected);
+          expect(nodeReadings(text), JSON.stringify(text)).toContainEqual(expected);
         });
         expect(existsSync(join(work, 'CANARY'))).toBe(false);
       }),

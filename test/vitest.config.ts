@@ -5,6 +5,7 @@ export default defineConfig({
   root: fileURLToPath(new URL("..", import.meta.url)),
   test: {
     include: ["test/**/*.test.ts"],
+    setupFiles: ["test/setup-fast-check.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",

@@ -31,7 +31,10 @@ USAGE
 DRY_RUN=0
 DG_PRINT_VALUES=0
 DIRECT=0
+# DG_FORCE is read by deploygen-lib.sh (shellcheck sees that only with -x).
+# shellcheck disable=SC2034
 DG_FORCE=0
+# shellcheck disable=SC2034
 for arg in "$@"; do
   case $arg in
     --force) DG_FORCE=1 ;;

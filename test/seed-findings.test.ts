@@ -1,18 +1,18 @@
 // One test per finding of ../shared/seed/staging-deployment-review.md: each asserts, on generated
 // output (and where it matters by running it), that the finding cannot happen.
 import { describe, expect, it } from "vitest";
-import { readFile, writeFile, chmod } from "node:fs/promises";
+import { readFile, writeFile, rm } from "node:fs/promises";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { planFixture, generateFixtureCopy, generateIn, FIXTURES } from "./helpers/generate.js";
-import { run, useProjectCopy, usePm2Home, killPm2, freePort, startForeignServer, pm2Env, cleanEnv, pm2List } from "./e2e/harness.js";
+import { run, usePm2Home, killPm2, startForeignServer, pm2Env, cleanEnv, pm2List } from "./e2e/harness.js";
+import { setupTiny } from "./e2e/tiny.js";
 import { parseManifestText } from "../src/manifest/load.js";
 import { validateManifest } from "../src/manifest/validate.js";
 import { ManifestError } from "../src/errors.js";
 
 const require = createRequire(import.meta.url);
-const TINY = path.join(FIXTURES, "tiny");
 
 /** Code lines only: comments may name what the code never does. */
 const codeLines = (content: string) =>
@@ -28,18 +28,13 @@ const fileOf = async (fixture: string, suffix: string) => {
   return file.content;
 };
 
-/** A copy of the tiny project on a free port, generated, with a valid env file. */
+/** The tiny project as a host has it (test/e2e/tiny.ts), with this test's env file, or none. */
 async function tinyProject(options: { envFile?: string | null } = {}) {
-  const root = await useProjectCopy(TINY, { prefix: "dg-seed-" });
-  const port = await freePort();
-  const manifest = path.join(root, "deploygen.yaml");
-  await writeFile(manifest, (await readFile(manifest, "utf8")).replace("port: 18080", `port: ${port}`));
-  if (options.envFile !== null) {
-    await writeFile(path.join(root, ".env.staging"), options.envFile ?? "TINY_API_KEY=real-key\n");
-    await chmod(path.join(root, ".env.staging"), 0o600);
-  }
-  await generateIn(root);
-  return { root, port, script: (name: string) => path.join(root, "deploy", "scripts", name) };
+  const { root, ports } = await setupTiny();
+  const envFile = path.join(root, ".env.staging");
+  if (options.envFile === null) await rm(envFile);
+  else if (options.envFile !== undefined) await writeFile(envFile, options.envFile, { mode: 0o600 });
+  return { root, port: ports[0]!, script: (name: string) => path.join(root, "deploy", "scripts", name) };
 }
 
 function rejects(yaml: string): string {

@@ -1,11 +1,10 @@
 // Test helpers: generate a fixture in memory or into a fresh copy on disk.
-import { mkdtemp, cp } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadManifest, findManifest } from "../../src/manifest/load.js";
 import { planGeneration, type GenerationPlan } from "../../src/generate.js";
 import { writeOutputs } from "../../src/write.js";
+import { copyProject } from "../e2e/harness.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const FIXTURES = path.join(REPO_ROOT, "fixtures");
@@ -16,18 +15,10 @@ export async function planFixture(name: string): Promise<GenerationPlan> {
   return planGeneration(await loadManifest(findManifest(dir), dir));
 }
 
-/** Copies a fixture (without build leftovers) into a fresh temp folder and generates into it. */
+/** Copies a fixture (what git would hold, no earlier output) into a fresh temp folder and generates there. */
 export async function generateFixtureCopy(name: string, prefix = "deploygen-test-"): Promise<{ root: string; plan: GenerationPlan; outputDir: string }> {
-  const root = await mkdtemp(path.join(tmpdir(), prefix));
-  await cp(path.join(FIXTURES, name), root, {
-    recursive: true,
-    filter: (source) => !/(^|\/)(node_modules|\.next|\.venv|logs|deploy|\.deploygen)(\/|$)/.test(path.relative(path.join(FIXTURES, name), source)),
-  });
-  const loaded = await loadManifest(findManifest(root), root);
-  const plan = planGeneration(loaded);
-  const outputDir = path.join(root, plan.output);
-  await writeOutputs(outputDir, plan.files);
-  return { root, plan, outputDir };
+  const root = await copyProject(path.join(FIXTURES, name), { prefix, exclude: ["deploy"] });
+  return { root, ...(await generateIn(root)) };
 }
 
 export const SNAPSHOT_FIXTURES = ["codeframe", "node-api", "python-api"] as const;

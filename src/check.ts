@@ -1,7 +1,7 @@
 // `check` and `diff`: what `generate` would change, computed in memory and compared with the
 // disk without writing anything. Reads the disk (through write.ts's comparison); writes nothing.
+import { statSync } from "node:fs";
 import path from "node:path";
-import { stat } from "node:fs/promises";
 import { createTwoFilesPatch, FILE_HEADERS_ONLY } from "diff";
 import type { LoadedManifest } from "./manifest/load.js";
 import { planGeneration } from "./generate.js";
@@ -71,7 +71,7 @@ export async function compareFiles(outputDir: string, shownOutputDir: string, fi
       missing.push(file.path);
       continue;
     }
-    const actualMode = (await stat(path.join(outputDir, file.path))).mode & 0o777;
+    const actualMode = statSync(path.join(outputDir, file.path)).mode & 0o777;
     const contentChanged = state.current !== file.content;
     if (contentChanged) changed.push(file.path);
     if (actualMode !== file.mode) modeChanged.push({ path: file.path, expected: octal(file.mode), actual: octal(actualMode) });

@@ -4,6 +4,7 @@ import { formatProblem } from "./errors.js";
 import type { WriteResult } from "./write.js";
 import type { Comparison } from "./check.js";
 import type { ImportResult } from "./import/index.js";
+import { STDERR, STDOUT, isTerminal, writeText } from "./stdio.js";
 
 export interface Output {
   raw(text: string): void;
@@ -18,28 +19,45 @@ export interface Output {
   bug(error: unknown): void;
 }
 
-export function colourEnabled(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = process.env): boolean {
-  return Boolean(stream.isTTY) && !env.NO_COLOR && env.TERM !== "dumb";
+/** Where the CLI's text goes. Tests pass their own to capture it in process. */
+export interface OutputStreams {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** Whether both stdout and stderr are terminals (asked at most once, and only to paint). */
+  terminal(): boolean;
+}
+
+export const PROCESS_STREAMS: OutputStreams = {
+  stdout: (text) => writeText(STDOUT, text),
+  stderr: (text) => writeText(STDERR, text),
+  terminal: () => isTerminal(STDERR) && isTerminal(STDOUT),
+};
+
+/** Colour only on terminals, and neither NO_COLOR nor TERM=dumb says otherwise. */
+export function colourEnabled(terminal: () => boolean, env: NodeJS.ProcessEnv = process.env): boolean {
+  return !env.NO_COLOR && env.TERM !== "dumb" && terminal();
 }
 
 const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
 
-export function createOutput(options: { json: boolean; quiet: boolean }): Output {
-  const colour = colourEnabled(process.stderr) && colourEnabled(process.stdout);
-  const paint = (code: string, text: string) => (colour ? `\u001b[${code}m${text}\u001b[0m` : text);
+export function createOutput(options: { json: boolean; quiet: boolean }, streams: OutputStreams = PROCESS_STREAMS): Output {
+  let colourDecided: boolean | undefined;
+  const colour = () => (colourDecided ??= colourEnabled(streams.terminal));
+  const paint = (code: string, text: string) => (colour() ? `\u001b[${code}m${text}\u001b[0m` : text);
+  const { stdout, stderr } = streams;
   const say = (text: string) => {
-    if (!options.quiet) process.stdout.write(`${text}\n`);
+    if (!options.quiet) stdout(`${text}\n`);
   };
   const warn = (text: string) => {
-    if (!options.quiet) process.stderr.write(`${paint("33", "warning")} ${text}\n`);
+    if (!options.quiet) stderr(`${paint("33", "warning")} ${text}\n`);
   };
-  const json = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  const json = (value: unknown) => stdout(`${JSON.stringify(value, null, 2)}\n`);
   const fail = (message: string, fix?: string) => {
-    process.stderr.write(`${paint("31", "error")} ${message}\n`);
-    if (fix) process.stderr.write(`${paint("1", "fix")}: ${fix}\n`);
+    stderr(`${paint("31", "error")} ${message}\n`);
+    if (fix) stderr(`${paint("1", "fix")}: ${fix}\n`);
   };
   const paintPatch = (patch: string) =>
-    colour
+    colour()
       ? patch
           .split("\n")
           .map((line) =>
@@ -56,7 +74,7 @@ export function createOutput(options: { json: boolean; quiet: boolean }): Output
           .join("\n")
       : patch;
   return {
-    raw: (text) => process.stdout.write(text),
+    raw: (text) => stdout(text),
     generated(outputDir, result) {
       if (options.json) return json({ outputDir, ...result });
       for (const file of result.written) say(`${paint("32", "written")}   ${outputDir}/${file}`);
@@ -74,7 +92,7 @@ export function createOutput(options: { json: boolean; quiet: boolean }): Output
       const dir = comparison.outputDir;
       if (comparison.upToDate) return say(`${paint("32", "up to date")}: ${dir} matches ${manifest} (${plural(comparison.checked, "file")})`);
       // The diff is what `diff` is for; `check --quiet` keeps only the verdict.
-      if (command === "diff" || !options.quiet) for (const patch of patches) process.stdout.write(paintPatch(patch));
+      if (command === "diff" || !options.quiet) for (const patch of patches) stdout(paintPatch(patch));
       if (patches.length > 0 && !options.quiet) say("");
       for (const file of comparison.changed) say(`${paint("33", "changed")}  ${dir}/${file}`);
       for (const { path, expected, actual } of comparison.modeChanged) say(`${paint("33", "mode")}     ${dir}/${path} is ${actual}, generated as ${expected}`);
@@ -100,31 +118,31 @@ export function createOutput(options: { json: boolean; quiet: boolean }): Output
     },
     imported(result, written, next) {
       if (options.json) return json({ written: written ?? null, ...result });
-      if (written === undefined) process.stdout.write(result.manifest);
+      if (written === undefined) stdout(result.manifest);
       else say(`${paint("32", "written")} ${written}`);
       const fixed = result.notes.filter((note) => note.kind === "fixed").length;
       const assumed = result.notes.filter((note) => note.kind === "assumed").length;
       const dropped = result.notes.filter((note) => note.kind === "not-imported").length;
       const summary = `imported ${plural(result.apps, "app")} from ${result.source}: ${plural(fixed, "defect")} fixed, ${plural(assumed, "assumption")} to check, ${dropped} option${dropped === 1 ? "" : "s"} not imported (listed at the top of the manifest)`;
       // With the manifest on stdout, the summary goes to stderr so that `> deploygen.yaml` stays clean.
-      if (!options.quiet) (written === undefined ? process.stderr : process.stdout).write(`${summary}\n`);
+      if (!options.quiet) (written === undefined ? stderr : stdout)(`${summary}\n`);
       if (result.problems.length > 0) {
-        for (const problem of result.problems) process.stderr.write(`${paint("31", "error")} ${formatProblem(problem)}\n`);
+        for (const problem of result.problems) stderr(`${paint("31", "error")} ${formatProblem(problem)}\n`);
         fail("the imported manifest does not validate yet", "edit it as the lines above say, then run `deploygen validate`");
       } else if (written !== undefined) say(`next: ${next}`);
       else warn(`review the comments at the top, save it as deploygen.yaml, then: ${next}`);
     },
     problems(problems) {
       if (options.json) return json({ valid: false, problems });
-      for (const problem of problems) process.stderr.write(`${paint("31", "error")} ${formatProblem(problem)}\n`);
-      if (problems.some((problem) => !problem.fix)) process.stderr.write(`${paint("1", "fix")}: correct the manifest at the positions above, then run \`deploygen validate\`\n`);
+      for (const problem of problems) stderr(`${paint("31", "error")} ${formatProblem(problem)}\n`);
+      if (problems.some((problem) => !problem.fix)) stderr(`${paint("1", "fix")}: correct the manifest at the positions above, then run \`deploygen validate\`\n`);
     },
     error(message, fix) {
       if (options.json) return json({ error: message, fix });
       fail(message, fix);
     },
     bug(error) {
-      process.stderr.write(`deploygen: internal error (this is a bug; please report it with the command you ran):\n${error instanceof Error ? error.stack : String(error)}\n`);
+      stderr(`deploygen: internal error (this is a bug; please report it with the command you ran):\n${error instanceof Error ? error.stack : String(error)}\n`);
     },
   };
 }

@@ -10,7 +10,8 @@ import { compareManifestWithDisk } from "./check.js";
 import { initManifest, PRESETS, DEFAULT_PRESET } from "./init.js";
 import { importFile, writeImported, DEFAULT_IMPORT_TIMEOUT_SECONDS } from "./import/index.js";
 import { UserError, ManifestError } from "./errors.js";
-import { createOutput, type Output } from "./cli-output.js";
+import { terminalColumns } from "./stdio.js";
+import { createOutput, PROCESS_STREAMS, type Output, type OutputStreams } from "./cli-output.js";
 
 interface CommonOptions {
   manifest?: string;
@@ -20,9 +21,9 @@ interface CommonOptions {
 
 type Options = CommonOptions & Record<string, unknown>;
 
-export async function main(argv: string[], cwd = process.cwd()): Promise<number> {
+export async function main(argv: string[], cwd = process.cwd(), streams: OutputStreams = PROCESS_STREAMS): Promise<number> {
   let exitCode = 0;
-  const out = createOutput({ json: argv.includes("--json"), quiet: argv.includes("--quiet") || argv.includes("-q") });
+  const out = createOutput({ json: argv.includes("--json"), quiet: argv.includes("--quiet") || argv.includes("-q") }, streams);
   const run = (task: (options: Options) => Promise<number>) => async (options: Options) => {
     exitCode = await task(options);
   };
@@ -86,7 +87,7 @@ export async function main(argv: string[], cwd = process.cwd()): Promise<number>
     .help()
     .alias("help", "h")
     .version(false)
-    .wrap(Math.min(100, process.stdout.columns || 100))
+    .wrap(Math.min(100, terminalColumns() || 100))
     .fail((message: string | undefined, error: Error | undefined) => {
       if (error) throw error;
       throw new UserError(message ?? "invalid usage", "run deploygen --help (or deploygen <command> --help)", 2);

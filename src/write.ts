@@ -1,8 +1,7 @@
 // The only stage that touches the disk: all-or-nothing writes of generated files.
 // File system calls are synchronous: for a command-line run, each awaited call would only add a
-// round trip through libuv's thread pool. rename stays the promise API's (tests inject failures there).
-import { rename } from "node:fs/promises";
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync, type Dirent } from "node:fs";
+// round trip through libuv's thread pool (and loading node:fs/promises costs a millisecond).
+import { chmodSync, closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, type Dirent } from "node:fs";
 import path from "node:path";
 import type { FileOutput } from "./outputs/types.js";
 import { hasGeneratedHeader } from "./outputs/header.js";
@@ -125,30 +124,44 @@ export async function writeOutputs(outputDir: string, files: FileOutput[], optio
       const exists = states.get(file.path)?.status !== "missing";
       if (exists) {
         makeFolder(path.dirname(backup));
-        await rename(target, backup);
+        renameSync(target, backup);
       }
       moved.push(exists ? { kind: "replaced", target, backup } : { kind: "created", target });
-      await rename(path.join(staging, "new", file.path), target);
+      renameSync(path.join(staging, "new", file.path), target);
     }
     for (const relative of removals) {
       const target = path.join(outputDir, relative);
       const backup = path.join(staging, "old", relative);
       makeFolder(path.dirname(backup));
-      await rename(target, backup);
+      renameSync(target, backup);
       moved.push({ kind: "removed", target, backup });
     }
   } catch (error) {
     await rollBack(moved);
-    await removeTree(staging);
+    removeTree(staging);
     throw error;
   }
-  await removeTree(staging);
+  removeTree(staging);
   for (const relative of removals) await removeEmptyParents(outputDir, path.dirname(path.join(outputDir, relative)));
   return { written: changed.map((file) => file.path), unchanged, removed: removals };
 }
 
-/** rm -rf: a missing path is not an error. */
-const removeTree = async (target: string) => rmSync(target, { recursive: true, force: true });
+/**
+ * rm -rf for the writer's own paths (its staging folder, a file it created): a missing path is not an
+ * error. Hand-written because fs.rmSync's recursive mode loads a module of its own on each run.
+ */
+function removeTree(target: string): void {
+  let isFolder: boolean;
+  try {
+    isFolder = lstatSync(target).isDirectory();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  if (!isFolder) return unlinkSync(target);
+  for (const name of readdirSync(target)) removeTree(path.join(target, name));
+  rmdirSync(target);
+}
 
 /** What a write did to one path, so that a failure can undo it. */
 type Move =
@@ -156,11 +169,20 @@ type Move =
   | { kind: "createdDir"; target: string; top: string }
   | { kind: "replaced" | "removed"; target: string; backup: string };
 
+/** A roll-back step that fails leaves that path as it is and goes on with the others. */
+function ignoreFailure(step: () => void): void {
+  try {
+    step();
+  } catch {
+    // the other steps still run
+  }
+}
+
 async function rollBack(moved: Move[]): Promise<void> {
   for (const move of moved.reverse()) {
-    if (move.kind === "created") await removeTree(move.target).catch(() => undefined);
+    if (move.kind === "created") ignoreFailure(() => removeTree(move.target));
     else if (move.kind === "createdDir") await removeEmptyParents(path.dirname(move.top), move.target);
-    else await rename(move.backup, move.target).catch(() => undefined);
+    else ignoreFailure(() => renameSync(move.backup, move.target));
   }
 }
 

@@ -13,13 +13,15 @@
 // - Paths: src/ modules find templates/ and schemas/ relative to their own location
 //   (`new URL("../templates/", import.meta.url)`). In the bundle, each module's import.meta.url
 //   is the URL tsc would have given it (dist/<same path>.js), so every such path resolves
-//   exactly as it does from src/; a dependency's is its own file's (importMetaUrlPlugin).
+//   exactly as it does from src/; a dependency's is its own file's (sourceEditsPlugin).
 // - Templates: each file under templates/ is compiled here with render.ts's own compiler and
 //   options and embedded, keyed by its exact text (see src/render-precompiled.ts). At run time
 //   the templates are still read from templates/, and a template whose text differs from the
 //   embedded one is compiled on the spot: templates/ stays the source of truth.
 // - string-width (yargs' help layout) gets an ASCII fast path: see string-width-fast.mjs.
-// - child_process and fs/promises are loaded on first use (lazyBuiltinsPlugin).
+// - yargs is edited so that it loads neither node:assert nor process.stdout at start and does not lay
+//   out help it never prints: see yargs-patches.mjs.
+// - child_process, fs/promises and tty are loaded on first use (lazyBuiltinsPlugin).
 //
 // Usage: node src/build/bundle.mjs [--analyze]
 import { build } from "esbuild";
@@ -30,6 +32,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { fastStringWidthSource } from "./string-width-fast.mjs";
+import { PATCHED_FILES, patchYargsSource } from "./yargs-patches.mjs";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SRC = path.join(ROOT, "src");
@@ -40,20 +43,24 @@ const CACHE_FIXTURE = path.join(ROOT, "fixtures", "codeframe", "deploygen.yaml")
 const toPosix = (file) => file.split(path.sep).join("/");
 
 /**
+ * Source edits made while bundling: yargs' start-up patches (yargs-patches.mjs), then
  * import.meta.url, which a bundle would otherwise lose:
  * - src/a/b.ts: the URL of dist/a/b.js, where tsc would have put it (relative to the bundle);
  * - a dependency's file (yargs finds its locales with it): the file's URL in the installed
  *   package, resolved at run time from dist/ as an unbundled import would resolve it.
  */
-const importMetaUrlPlugin = {
-  name: "deploygen-import-meta-url",
+const patchedFiles = new Set();
+const sourceEditsPlugin = {
+  name: "deploygen-source-edits",
   setup(builder) {
     builder.onLoad({ filter: /\.(ts|js|mjs|cjs)$/ }, async (args) => {
       const inSrc = args.path.startsWith(SRC + path.sep);
       const packages = toPosix(args.path).split("/node_modules/").slice(1);
       if (!inSrc && packages.length === 0) return undefined;
-      const source = await readFile(args.path, "utf8");
-      if (!source.includes("import.meta.url")) return undefined;
+      const original = await readFile(args.path, "utf8");
+      const source = inSrc ? original : patchYargsSource(toPosix(args.path), original);
+      if (source !== original) patchedFiles.add(PATCHED_FILES.find((file) => toPosix(args.path).endsWith(`node_modules/${file}`)));
+      if (!source.includes("import.meta.url")) return source === original ? undefined : { contents: source, loader: "js", resolveDir: path.dirname(args.path) };
       let url;
       if (inSrc) {
         url = `new URL(${JSON.stringify(toPosix(path.relative(SRC, args.path)).replace(/\.ts$/, ".js"))}, __deploygenBundleUrl).href`;
@@ -70,7 +77,7 @@ const importMetaUrlPlugin = {
 };
 
 /**
- * Defines what importMetaUrlPlugin's replacements call (CommonJS: __filename, __dirname and require
+ * Defines what sourceEditsPlugin's import.meta.url replacements call (CommonJS: __filename, __dirname and require
  * are the bundle's). A dependency's folder is found the way Node.js finds a package for an import:
  * in the node_modules folders from dist/ upwards (require.resolve would cost milliseconds more,
  * and not every package exports its package.json).
@@ -113,7 +120,7 @@ const stringWidthPlugin = {
  * use of one of their exports, not when the bundle starts: each export becomes a getter. The list
  * of exports is taken from the Node.js that builds.
  */
-const LAZY_BUILTINS = ["child_process", "fs/promises"];
+const LAZY_BUILTINS = ["child_process", "fs/promises", "tty"];
 const lazyBuiltinsPlugin = {
   name: "deploygen-lazy-builtins",
   setup(builder) {
@@ -277,8 +284,10 @@ const result = await build({
   sourcemap: "linked",
   metafile: true,
   logLevel: "warning",
-  plugins: [importMetaUrlPlugin, stringWidthPlugin, lazyBuiltinsPlugin, precompiledTemplatesPlugin(precompiled)],
+  plugins: [sourceEditsPlugin, stringWidthPlugin, lazyBuiltinsPlugin, precompiledTemplatesPlugin(precompiled)],
 });
+const unpatched = PATCHED_FILES.filter((file) => !patchedFiles.has(file));
+if (unpatched.length > 0) throw new Error(`bundle: yargs no longer loads ${unpatched.join(", ")}, which src/build/yargs-patches.mjs edits: update the patches for this yargs version`);
 const bundleText = await readFile(path.join(DIST, "cli.cjs"), "utf8");
 const exportNames = await entryExports();
 // esbuild escapes every non-ASCII character (charset: "ascii"), so the bundle can be read as latin1,

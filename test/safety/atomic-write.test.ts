@@ -4,16 +4,16 @@ import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
-// rename() of node:fs/promises, as the writer imports it, with a switch to make one call fail.
+// renameSync() of node:fs, as the writer imports it, with a switch to make one call fail.
 const failure = vi.hoisted(() => ({ when: null as null | ((from: string, to: string) => boolean), calls: 0 }));
-vi.mock("node:fs/promises", async (importOriginal) => {
-  const actual = await importOriginal<typeof import("node:fs/promises")>();
-  const rename = async (from: import("node:fs").PathLike, to: import("node:fs").PathLike) => {
+vi.mock("node:fs", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("node:fs")>();
+  const renameSync = (from: import("node:fs").PathLike, to: import("node:fs").PathLike) => {
     failure.calls += 1;
     if (failure.when?.(String(from), String(to))) throw Object.assign(new Error(`EXDEV: simulated failure, rename '${String(from)}' -> '${String(to)}'`), { code: "EXDEV" });
-    return actual.rename(from, to);
+    return actual.renameSync(from, to);
   };
-  return { ...actual, rename, default: { ...actual, rename } };
+  return { ...actual, renameSync, default: { ...actual, renameSync } };
 });
 
 const { parseManifestText } = await import("../../src/manifest/load.js");

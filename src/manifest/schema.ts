@@ -1,7 +1,23 @@
 // The manifest (v1) as a zod schema: the single source of the manifest's types, the JSON
 // Schema in schemas/manifest.schema.json and the field reference in docs/manifest.md.
-// A namespace import, so that the bundle keeps only the parts of zod this file uses.
-import * as z from "zod";
+// zod/mini (zod 4's functional API): the same core, parser and JSON Schema as the chained API,
+// but a schema is built without a method-carrying wrapper per step, which makes building this
+// one at start-up about three times cheaper (docs/performance.md).
+import * as z from "zod/mini";
+import en from "zod/v4/locales/en.js";
+
+// zod/mini leaves the locale to the program; these are zod's English messages, as the full API sets.
+z.config(en());
+
+/** A copy of schema carrying description (in the JSON Schema and docs/manifest.md); the original stays as it was. */
+function described<T extends z.ZodMiniType>(schema: T, description: string): T {
+  const copy = schema.clone() as T;
+  z.globalRegistry.add(copy, { description });
+  return copy;
+}
+
+/** A whole number within [min, max]. */
+const wholeNumber = (min: number, max: number) => z.number().check(z.int(), z.gte(min), z.lte(max));
 
 /** Names end up in PM2 app names, namespaces and systemd unit names: keep them to a set all three carry. */
 export const NAME_PATTERN = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
@@ -13,178 +29,146 @@ const article = (word: string) => (/^[aeiou]/.test(word) ? "an" : "a");
 const name = (what: string) =>
   z
     .string()
-    .max(40, `${article(what)} ${what} name has at most 40 characters`)
-    .regex(NAME_PATTERN, `${article(what)} ${what} name is lower-case letters, digits and single dashes, starting with a letter (for example "web-api")`);
+    .check(
+      z.maxLength(40, `${article(what)} ${what} name has at most 40 characters`),
+      z.regex(NAME_PATTERN, `${article(what)} ${what} name is lower-case letters, digits and single dashes, starting with a letter (for example "web-api")`),
+    );
 
-const relativePath = (what: string) =>
-  z.string().min(1, `${what} must not be empty`).regex(SAFE_PATH_PATTERN, `${what} must not contain NUL or line breaks`);
+const relativePath = (what: string) => z.string().check(z.minLength(1, `${what} must not be empty`), z.regex(SAFE_PATH_PATTERN, `${what} must not contain NUL or line breaks`));
 
-const envKey = z
-  .string()
-  .regex(ENV_KEY_PATTERN, 'an environment variable name is letters, digits and "_", not starting with a digit (for example "API_KEY")')
+const envKey = z.string().check(
+  z.regex(ENV_KEY_PATTERN, 'an environment variable name is letters, digits and "_", not starting with a digit (for example "API_KEY")'),
   // JavaScript drops a "__proto__" key from an object literal (the ecosystem file, Node's parseEnv).
-  .refine((key) => key !== "__proto__", "__proto__ cannot be carried into the ecosystem file (JavaScript drops it from objects); rename it");
+  z.refine((key) => key !== "__proto__", "__proto__ cannot be carried into the ecosystem file (JavaScript drops it from objects); rename it"),
+);
 
-const envValue = z.string().regex(/^[^\0]*$/, "an environment value must not contain a NUL byte");
+const envValue = z.string().check(z.regex(/^[^\0]*$/, "an environment value must not contain a NUL byte"));
 
 export const STANDARD_NODE_ENVS = ["development", "production", "test"] as const;
 
 // NODE_ENV is constrained in the schema itself so that editors and the JSON Schema flag it too.
-// Not as `record.and(object)`: zod 4's intersection drops a key only the record rejects (an
-// invalid name such as MY-VAR vanished without an error). The JSON Schema gets the NODE_ENV
-// constraint through manifestJsonSchema's override instead.
-const envMap = z
-  .record(envKey, envValue)
-  .superRefine((env, ctx) => {
-    const value = env.NODE_ENV;
-    if (value !== undefined && !(STANDARD_NODE_ENVS as readonly string[]).includes(value))
-      ctx.addIssue({ code: "custom", path: ["NODE_ENV"], input: value, message: "NODE_ENV must be development, production or test" });
-  })
-  .describe("Environment variables (non-secret; committed). Keys are variable names, values strings.");
+// Not as an intersection of the record with an object: zod 4's intersection drops a key only the
+// record rejects (an invalid name such as MY-VAR vanished without an error). The JSON Schema gets
+// the NODE_ENV constraint through manifestJsonSchema's override instead.
+const envMap = described(
+  z.record(envKey, envValue).check(
+    z.superRefine((env, ctx) => {
+      const value = env.NODE_ENV;
+      if (value !== undefined && !(STANDARD_NODE_ENVS as readonly string[]).includes(value))
+        ctx.addIssue({ code: "custom", path: ["NODE_ENV"], input: value, message: "NODE_ENV must be development, production or test" });
+    }),
+  ),
+  "Environment variables (non-secret; committed). Keys are variable names, values strings.",
+);
 
 const shellCommand = z
   .string()
-  .min(1, "a command must not be empty")
-  .regex(/^[^\0\n\r]+$/, "a command is one line of shell (write several commands as several list items)");
+  .check(z.minLength(1, "a command must not be empty"), z.regex(/^[^\0\n\r]+$/, "a command is one line of shell (write several commands as several list items)"));
 
-export const HealthSchema = z
-  .object({
-    path: z
-      .string()
-      .regex(/^\/[^\s\0]*$/, 'a health path starts with "/" and has no spaces (for example "/health")')
-      .describe("HTTP path probed at http://127.0.0.1:<port><path>; any 2xx or 3xx answer counts as healthy."),
-    timeoutSeconds: z
-      .number()
-      .int()
-      .min(1)
-      .max(3600)
-      .default(60)
-      .describe("How long deploy, start and health-check wait for the app to answer before failing."),
-  })
-  .strict()
-  .describe("Readiness and liveness probe of an app with a port.");
+const argument = z.string().check(z.regex(/^[^\0]*$/, "an argument must not contain a NUL byte"));
 
-export const VerifySchema = z
-  .object({
-    files: z.array(relativePath("a verify file")).default([]).describe("Files that must exist after install and build, relative to the app's cwd."),
-    commands: z.array(shellCommand).default([]).describe("Shell commands run in the app's cwd after build; any failure stops the deploy before anything is restarted."),
-  })
-  .strict()
-  .describe("Checks of install and build artifacts, run before anything is (re)started.");
+export const HealthSchema = described(
+  z.strictObject({
+    path: described(
+      z.string().check(z.regex(/^\/[^\s\0]*$/, 'a health path starts with "/" and has no spaces (for example "/health")')),
+      "HTTP path probed at http://127.0.0.1:<port><path>; any 2xx or 3xx answer counts as healthy.",
+    ),
+    timeoutSeconds: described(z._default(wholeNumber(1, 3600), 60), "How long deploy, start and health-check wait for the app to answer before failing."),
+  }),
+  "Readiness and liveness probe of an app with a port.",
+);
+
+export const VerifySchema = described(
+  z.strictObject({
+    files: described(z._default(z.array(relativePath("a verify file")), []), "Files that must exist after install and build, relative to the app's cwd."),
+    commands: described(z._default(z.array(shellCommand), []), "Shell commands run in the app's cwd after build; any failure stops the deploy before anything is restarted."),
+  }),
+  "Checks of install and build artifacts, run before anything is (re)started.",
+);
 
 export const RUNTIMES = ["python", "node", "nextjs", "command"] as const;
 
-export const AppSchema = z
-  .object({
-    runtime: z
-      .enum(RUNTIMES)
-      .describe(
-        "python: script is an interpreter such as .venv/bin/python (PM2 interpreter none). node: script is a JavaScript file run by node (cluster mode with instances). nextjs: next start from node_modules/.bin/next with NODE_ENV=production, build artifact .next/BUILD_ID. command: any executable.",
-      ),
-    cwd: relativePath("cwd").default(".").describe("Working directory, relative to the project root (the manifest's folder)."),
-    script: relativePath("script")
-      .regex(/^\S+$/, "script is one path without spaces (put arguments in args: PM2 would run a script with spaces through a shell)")
-      .optional()
-      .describe("Executable or JavaScript file, relative to cwd. Implied for nextjs."),
-    args: z.array(z.string().regex(/^[^\0]*$/, "an argument must not contain a NUL byte")).default([]).describe('Arguments; "{port}" is replaced by the app\'s port in each environment.'),
-    port: z.number().int().min(1).max(65535).optional().describe("TCP port; the app gets PORT and HOST in its environment."),
-    host: z
-      .string()
-      .regex(/^[A-Za-z0-9.:[\]-]+$/, "host is an IP address or host name (for example 127.0.0.1 or 0.0.0.0)")
-      .optional()
-      .describe("Address the app binds (HOST); default 127.0.0.1. Health is always probed on 127.0.0.1."),
-    env: envMap.default({}),
-    install: z.array(shellCommand).default([]).describe("Shell commands run in cwd, in order, on every deploy (for example npm ci, uv sync --frozen)."),
-    build: z.array(shellCommand).default([]).describe("Shell commands run in cwd after install (for example npm run build)."),
-    buildInputs: z
-      .array(relativePath("a build input"))
-      .optional()
-      .describe(
-        "Files the build reads, relative to cwd: paths (a folder means everything in it) or patterns as in find -path (\"*\" also matches \"/\"). The deploy skips the build while these, the build commands and the dependency files are unchanged. Default: everything in cwd except dot-folders (.next, .git, .venv...), node_modules, logs and __pycache__.",
-      ),
-    verify: VerifySchema.optional(),
-    health: HealthSchema.optional(),
-    instances: z.number().int().min(1).max(64).optional().describe("node and nextjs only: run this many workers in PM2 cluster mode (zero-downtime reload)."),
-    stopTimeoutSeconds: z
-      .number()
-      .int()
-      .min(1)
-      .max(600)
-      .default(10)
-      .describe("Grace period between the stop signal and SIGKILL (PM2 kill_timeout)."),
-  })
-  .strict();
+export const AppSchema = z.strictObject({
+  runtime: described(
+    z.enum(RUNTIMES),
+    "python: script is an interpreter such as .venv/bin/python (PM2 interpreter none). node: script is a JavaScript file run by node (cluster mode with instances). nextjs: next start from node_modules/.bin/next with NODE_ENV=production, build artifact .next/BUILD_ID. command: any executable.",
+  ),
+  cwd: described(z._default(relativePath("cwd"), "."), "Working directory, relative to the project root (the manifest's folder)."),
+  script: described(
+    z.optional(relativePath("script").check(z.regex(/^\S+$/, "script is one path without spaces (put arguments in args: PM2 would run a script with spaces through a shell)"))),
+    "Executable or JavaScript file, relative to cwd. Implied for nextjs.",
+  ),
+  args: described(z._default(z.array(argument), []), 'Arguments; "{port}" is replaced by the app\'s port in each environment.'),
+  port: described(z.optional(wholeNumber(1, 65535)), "TCP port; the app gets PORT and HOST in its environment."),
+  host: described(
+    z.optional(z.string().check(z.regex(/^[A-Za-z0-9.:[\]-]+$/, "host is an IP address or host name (for example 127.0.0.1 or 0.0.0.0)"))),
+    "Address the app binds (HOST); default 127.0.0.1. Health is always probed on 127.0.0.1.",
+  ),
+  env: z._default(envMap, {}),
+  install: described(z._default(z.array(shellCommand), []), "Shell commands run in cwd, in order, on every deploy (for example npm ci, uv sync --frozen)."),
+  build: described(z._default(z.array(shellCommand), []), "Shell commands run in cwd after install (for example npm run build)."),
+  buildInputs: described(
+    z.optional(z.array(relativePath("a build input"))),
+    "Files the build reads, relative to cwd: paths (a folder means everything in it) or patterns as in find -path (\"*\" also matches \"/\"). The deploy skips the build while these, the build commands and the dependency files are unchanged. Default: everything in cwd except dot-folders (.next, .git, .venv...), node_modules, logs and __pycache__.",
+  ),
+  verify: z.optional(VerifySchema),
+  health: z.optional(HealthSchema),
+  instances: described(z.optional(wholeNumber(1, 64)), "node and nextjs only: run this many workers in PM2 cluster mode (zero-downtime reload)."),
+  stopTimeoutSeconds: described(z._default(wholeNumber(1, 600), 10), "Grace period between the stop signal and SIGKILL (PM2 kill_timeout)."),
+});
 
 /** Per-environment overrides of app fields. */
-export const AppOverrideSchema = z
-  .object({
+export const AppOverrideSchema = described(
+  z.strictObject({
     port: AppSchema.shape.port,
     host: AppSchema.shape.host,
-    args: z.array(z.string().regex(/^[^\0]*$/, "an argument must not contain a NUL byte")).optional().describe("Replaces the app's args in this environment."),
-    env: envMap.optional().describe("Merged over the app's env in this environment."),
+    args: described(z.optional(z.array(argument)), "Replaces the app's args in this environment."),
+    env: described(z.optional(envMap), "Merged over the app's env in this environment."),
     instances: AppSchema.shape.instances,
-    health: HealthSchema.optional(),
-    stopTimeoutSeconds: z.number().int().min(1).max(600).optional(),
-  })
-  .strict()
-  .describe("Fields of an app that differ in this environment.");
+    health: z.optional(HealthSchema),
+    stopTimeoutSeconds: z.optional(wholeNumber(1, 600)),
+  }),
+  "Fields of an app that differ in this environment.",
+);
 
-export const SystemdSchema = z
-  .object({
-    user: z
-      .string()
-      .regex(/^[a-z_][a-z0-9_-]*\$?$/, 'a user name is lower-case letters, digits, "_" and "-" (for example "codeframe")')
-      .max(32)
-      .describe("User= of the unit: the service user that owns the PM2 daemon. Default: the project name."),
-    group: z
-      .string()
-      .regex(/^[a-z_][a-z0-9_-]*\$?$/, 'a group name is lower-case letters, digits, "_" and "-"')
-      .max(32)
-      .optional()
-      .describe("Group= of the unit."),
-  })
-  .strict()
-  .describe("systemd unit settings.");
+export const SystemdSchema = described(
+  z.strictObject({
+    user: described(
+      z.string().check(z.regex(/^[a-z_][a-z0-9_-]*\$?$/, 'a user name is lower-case letters, digits, "_" and "-" (for example "codeframe")'), z.maxLength(32)),
+      "User= of the unit: the service user that owns the PM2 daemon. Default: the project name.",
+    ),
+    group: described(z.optional(z.string().check(z.regex(/^[a-z_][a-z0-9_-]*\$?$/, 'a group name is lower-case letters, digits, "_" and "-"'), z.maxLength(32))), "Group= of the unit."),
+  }),
+  "systemd unit settings.",
+);
 
-export const AlertsSchema = z
-  .object({
-    webhookEnv: envKey.describe("Name of a variable in the env file that holds the webhook URL the health check POSTs to on failure and on recovery."),
-  })
-  .strict()
-  .describe("Alerting from the health check.");
+export const AlertsSchema = described(
+  z.strictObject({
+    webhookEnv: described(envKey, "Name of a variable in the env file that holds the webhook URL the health check POSTs to on failure and on recovery."),
+  }),
+  "Alerting from the health check.",
+);
 
-export const EnvironmentSchema = z
-  .object({
-    envFile: relativePath("envFile").optional().describe("Env file read at deploy and run time on the host (never copied, never sourced), relative to the project root."),
-    exampleFile: relativePath("exampleFile").optional().describe("Committed example of the env file; a required value equal to the example's counts as unset."),
-    requiredEnv: z.array(envKey).default([]).describe("Keys the env file must set to a non-empty, non-example value."),
-    env: envMap.default({}),
-    apps: z.record(name("app"), AppOverrideSchema).default({}).describe("Per-environment overrides of app fields, by app name."),
-    systemd: SystemdSchema.partial({ user: true }).optional(),
-    pm2Home: relativePath("pm2Home")
-      .optional()
-      .describe("PM2_HOME for scripts and the unit: relative to the project root, or absolute. Default: ~/.pm2 of the service user."),
-    alerts: AlertsSchema.optional(),
-    healthIntervalSeconds: z
-      .number()
-      .int()
-      .min(10)
-      .max(86400)
-      .default(60)
-      .describe("How often the generated systemd timer runs the health check."),
-  })
-  .strict();
+export const EnvironmentSchema = z.strictObject({
+  envFile: described(z.optional(relativePath("envFile")), "Env file read at deploy and run time on the host (never copied, never sourced), relative to the project root."),
+  exampleFile: described(z.optional(relativePath("exampleFile")), "Committed example of the env file; a required value equal to the example's counts as unset."),
+  requiredEnv: described(z._default(z.array(envKey), []), "Keys the env file must set to a non-empty, non-example value."),
+  env: z._default(envMap, {}),
+  apps: described(z._default(z.record(name("app"), AppOverrideSchema), {}), "Per-environment overrides of app fields, by app name."),
+  systemd: z.optional(z.partial(SystemdSchema, { user: true })),
+  pm2Home: described(z.optional(relativePath("pm2Home")), "PM2_HOME for scripts and the unit: relative to the project root, or absolute. Default: ~/.pm2 of the service user."),
+  alerts: z.optional(AlertsSchema),
+  healthIntervalSeconds: described(z._default(wholeNumber(10, 86400), 60), "How often the generated systemd timer runs the health check."),
+});
 
-export const ManifestSchema = z
-  .object({
-    $schema: z.string().optional().describe("JSON Schema reference for editors; ignored."),
-    version: z.literal(1).describe("Manifest format version; always 1."),
-    project: name("project").describe("Project name: prefix of every generated name (PM2 apps, namespace, unit)."),
-    output: relativePath("output").default("deploy").describe("Folder for generated files, relative to the manifest's folder."),
-    apps: z.record(name("app"), AppSchema).describe("Apps by name (lower-case letters, digits, dashes)."),
-    environments: z.record(name("environment"), EnvironmentSchema).describe("Environments by name; files are generated for each."),
-  })
-  .strict();
+export const ManifestSchema = z.strictObject({
+  $schema: described(z.optional(z.string()), "JSON Schema reference for editors; ignored."),
+  version: described(z.literal(1), "Manifest format version; always 1."),
+  project: described(name("project"), "Project name: prefix of every generated name (PM2 apps, namespace, unit)."),
+  output: described(z._default(relativePath("output"), "deploy"), "Folder for generated files, relative to the manifest's folder."),
+  apps: described(z.record(name("app"), AppSchema), "Apps by name (lower-case letters, digits, dashes)."),
+  environments: described(z.record(name("environment"), EnvironmentSchema), "Environments by name; files are generated for each."),
+});
 
 export type Manifest = z.output<typeof ManifestSchema>;
 export type ManifestInput = z.input<typeof ManifestSchema>;

@@ -1,5 +1,5 @@
 // Pure validation: data in, a typed manifest or located problems out.
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import { ManifestSchema, AppSchema, AppOverrideSchema, EnvironmentSchema, HealthSchema, VerifySchema, SystemdSchema, AlertsSchema, type Manifest } from "./schema.js";
 import { RULES, rawDataProblems } from "./rules.js";
 import { ManifestError, type ManifestProblem } from "../errors.js";
@@ -21,7 +21,7 @@ export function validateManifest(loaded: Pick<LoadedManifest, "data" | "displayN
   return parsed.data;
 }
 
-function zodProblems(error: z.ZodError, file: string, locate: Locate, data: unknown): ManifestProblem[] {
+function zodProblems(error: z.core.$ZodError, file: string, locate: Locate, data: unknown): ManifestProblem[] {
   const projectVar = projectEnvSuggestion(data);
   return error.issues.flatMap((issue): ManifestProblem[] => {
     const path = issue.path.filter((part): part is string | number => typeof part !== "symbol");

@@ -5,6 +5,7 @@ import type { WriteResult } from "./write.js";
 import type { Comparison } from "./check.js";
 import type { ImportResult } from "./import/index.js";
 import { STDERR, STDOUT, isTerminal, writeText } from "./stdio.js";
+import { sourceMappedStack } from "./bug-report.js";
 
 export interface Output {
   raw(text: string): void;
@@ -142,7 +143,7 @@ export function createOutput(options: { json: boolean; quiet: boolean }, streams
       fail(message, fix);
     },
     bug(error) {
-      stderr(`deploygen: internal error (this is a bug; please report it with the command you ran):\n${error instanceof Error ? error.stack : String(error)}\n`);
+      stderr(`deploygen: internal error (this is a bug; please report it with the command you ran):\n${sourceMappedStack(error)}\n`);
     },
   };
 }

@@ -279,6 +279,7 @@ const result = await build({
   banner: { js: BANNER },
   minifyWhitespace: true,
   minifySyntax: true,
+  minifyIdentifiers: true,
   charset: "ascii",
   legalComments: "none",
   sourcemap: "linked",

@@ -1,7 +1,7 @@
 // The only stage that touches the disk: all-or-nothing writes of generated files.
 // File system calls are synchronous: for a command-line run, each awaited call would only add a
 // round trip through libuv's thread pool (and loading node:fs/promises costs a millisecond).
-import { chmodSync, closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, type Dirent } from "node:fs";
+import { chmodSync, closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, type Dirent, type Stats } from "node:fs";
 import path from "node:path";
 import type { FileOutput } from "./outputs/types.js";
 import { hasGeneratedHeader } from "./outputs/header.js";
@@ -22,7 +22,11 @@ export async function compareWithDisk(outputDir: string, files: FileOutput[]): P
     files.map(async (file) => {
       const target = path.join(outputDir, file.path);
       let current: string;
+      let stats: Stats | undefined;
       try {
+        // Without an exception for a missing file: a fresh output folder has only missing files.
+        stats = statSync(target, { throwIfNoEntry: false });
+        if (stats === undefined) return states.set(file.path, { status: "missing" });
         current = readFileSync(target, "utf8");
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
@@ -34,7 +38,7 @@ export async function compareWithDisk(outputDir: string, files: FileOutput[]): P
           );
         throw error;
       }
-      const modeOk = (statSync(target).mode & 0o777) === file.mode;
+      const modeOk = (stats.mode & 0o777) === file.mode;
       states.set(file.path, current === file.content && modeOk ? { status: "same" } : { status: "changed", current, generated: hasGeneratedHeader(current) });
     }),
   );

@@ -2,7 +2,7 @@
 // exercised by every test that runs bin/deploygen.js.
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -110,5 +110,27 @@ describe("start-up of the bundled CLI", () => {
     const stack = cli.sourceMappedStack(error);
     expect(stack).toContain(`${path.join(REPO_ROOT, "src", "cli.ts")}:`);
     expect(stack).not.toMatch(/cli\.cjs:\d+:\d+/);
+  });
+});
+
+describe("output through file descriptors", () => {
+  it("a reader that stops early (| head -1) ends the output quietly: exit 0, nothing on stderr", () => {
+    const cwd = mkdtempSync(path.join(tmpdir(), "dg-bundle-epipe-"));
+    try {
+      // 300 apps generated, then every app's environment changed: the diff is far more than a pipe buffer holds.
+      const manifest = path.join(cwd, "deploygen.yaml");
+      const bench = spawnSync(process.execPath, [path.join(REPO_ROOT, "test", "bench", "run.mjs"), "--manifest", "300"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+      writeFileSync(manifest, bench.stdout);
+      expect(spawnSync(process.execPath, [CLI, "generate"], { cwd, encoding: "utf8" }).status).toBe(0);
+      writeFileSync(manifest, bench.stdout.replaceAll("path: /health", "path: /healthz"));
+      const whole = spawnSync(process.execPath, [CLI, "diff"], { cwd, encoding: "utf8" });
+      expect(whole.stdout.length).toBeGreaterThan(4 * 64 * 1024); // a pipe buffer is 64 KiB
+      const run = spawnSync("bash", ["-c", `set -o pipefail; node ${JSON.stringify(CLI)} diff | head -1`], { cwd, encoding: "utf8" });
+      expect(run.stdout).toBe(`${whole.stdout.split("\n")[0]}\n`);
+      expect(run.stderr).toBe("");
+      expect(run.status).toBe(0);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
   });
 });

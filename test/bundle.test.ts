@@ -65,7 +65,7 @@ describe("the bundle's edits to yargs", () => {
   });
 
   // The bundled yargs is edited, the one tests import is not: both must print the same.
-  const helpCases = [[], ["--help"], ...["generate", "check", "diff", "validate", "schema", "init", "import"].map((command) => [command, "--help"]), ["generate", "--colour"], ["nonsense"], ["import"]];
+  const helpCases = [[], ["--help"], ...["generate", "check", "diff", "validate", "schema", "init", "import"].map((command) => [command, "--help"]), ["generate", "--colour"], ["nonsense"], ["import"], ["--version"], ["generate", "--version"]];
   it.each(helpCases.map((argv) => [argv.join(" ") || "(no arguments)", argv]))("leave help and usage errors as they were: %s", async (_name, argv) => {
     const cwd = mkdtempSync(path.join(tmpdir(), "dg-bundle-help-"));
     try {

@@ -36,6 +36,14 @@ export const YARGS_PATCHES = [
     from: "            if (!isDefaultCommand) {\n                yargs.getInternalMethods().getUsageInstance().cacheHelpMessage();\n            }\n",
     to: "",
   },
+  {
+    file: "yargs/build/lib/yargs-factory.js",
+    why:
+      "yargs' default --version option guesses the version by finding and parsing the nearest package.json on every run; " +
+      "deploygen's command line turns that option off (.version(false)), so the search was thrown away",
+    from: "        yargs.help();\n        yargs.version();\n        return yargs;\n",
+    to: "        yargs.help();\n        return yargs;\n",
+  },
 ];
 
 /** Applies the patches for one file (path inside node_modules, with forward slashes) to its source. */

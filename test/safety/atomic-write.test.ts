@@ -140,6 +140,34 @@ describe("all or nothing", () => {
   });
 });
 
+describe("planned paths", () => {
+  it("a path that is not relative and normalized is refused before anything is read or written (a builder bug)", async () => {
+    const { root, outputDir, before } = await project("bad-paths");
+    for (const bad of ["/etc/passwd", "../outside.sh", "scripts/../x.sh", "./x.sh", "scripts//x.sh", "scripts/", "", "a/./b"]) {
+      const attempt = writeOutputs(outputDir, [...planOf(changed).files, { path: bad, content: "x\n", mode: 0o644 }]);
+      await expect(attempt, JSON.stringify(bad)).rejects.toThrow(`generated file paths must be relative and normalized: ${JSON.stringify(bad)}`);
+      await expect(writeOutputs(outputDir, [], { removeOrphans: [bad] }), JSON.stringify(bad)).rejects.toThrow(/must be relative and normalized/);
+    }
+    expect(snapshot(outputDir)).toEqual(before);
+    noStagingLeft(root);
+  });
+
+  it("an output folder given as a relative or unnormalized path gets the same files", async () => {
+    const root = path.join(work, "relative-output");
+    mkdirSync(root, { recursive: true });
+    const cwd = process.cwd();
+    process.chdir(root);
+    try {
+      await writeOutputs("./out/../deploy/", planOf(FIXTURE).files);
+    } finally {
+      process.chdir(cwd);
+    }
+    const expected = await project("relative-output-reference");
+    expect(snapshot(path.join(root, "deploy"))).toEqual(new Map([...expected.before].map(([file, state]) => [file, { ...state, mtimeMs: expect.any(Number), ino: expect.any(Number) }])));
+    expect(readdirSync(root).sort()).toEqual(["deploy"]);
+  });
+});
+
 describe("files deploygen did not write", () => {
   it("are not overwritten without --force (and nothing else is written), and are with it", async () => {
     const { root, outputDir } = await project("foreign");

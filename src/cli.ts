@@ -11,8 +11,10 @@ import { initManifest, PRESETS, DEFAULT_PRESET } from "./init.js";
 import { importFile, writeImported, DEFAULT_IMPORT_TIMEOUT_SECONDS } from "./import/index.js";
 import { UserError, ManifestError } from "./errors.js";
 import { terminalColumns } from "./stdio.js";
-export { sourceMappedStack } from "./bug-report.js";
 import { createOutput, PROCESS_STREAMS, type Output, type OutputStreams } from "./cli-output.js";
+
+// Exported for the bundle's test: how an internal error reads when it comes from dist/cli.cjs.
+export { sourceMappedStack } from "./bug-report.js";
 
 interface CommonOptions {
   manifest?: string;

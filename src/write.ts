@@ -15,9 +15,9 @@ export interface WriteResult {
 
 /**
  * A planned path inside a folder. Planned paths are relative, "/"-separated and normalized
- * (FileOutput.path; checked by assertPlannedPaths), so joining is concatenation: path.join would
- * normalize each path again character by character, and Node's path code is slow while cold
- * (about 25 us a call, 2 ms for one generate).
+ * (FileOutput.path; checked by assertPlannedPaths), so joining is concatenation. path.join would
+ * normalize each path again character by character: some 80 calls per generate made V8 optimize
+ * Node's normalizeString in the middle of the run, a 3 ms compile (docs/performance.md).
  */
 const under = (dir: string, relative: string) => (dir.endsWith("/") ? dir + relative : `${dir}/${relative}`);
 const parentOf = (file: string) => {
@@ -70,7 +70,7 @@ export async function compareWithDisk(outputDir: string, files: FileOutput[]): P
 /** Files under outputDir that carry deploygen's header but are not in `keep` (paths relative to outputDir). */
 export async function findOrphans(outputDir: string, keep: Set<string>): Promise<string[]> {
   const orphans: string[] = [];
-  // relative: the folder's path relative to outputDir ("" for outputDir itself).
+  // relativeDir: dir's path relative to outputDir ("" for outputDir itself).
   const walk = async (dir: string, relativeDir: string): Promise<void> => {
     let entries: Dirent[];
     try {

@@ -35,7 +35,7 @@ export const PROCESS_STREAMS: OutputStreams = {
 };
 
 /** Colour only on terminals, and neither NO_COLOR nor TERM=dumb says otherwise. */
-export function colourEnabled(terminal: () => boolean, env: NodeJS.ProcessEnv = process.env): boolean {
+function colourEnabled(terminal: () => boolean, env: NodeJS.ProcessEnv = process.env): boolean {
   return !env.NO_COLOR && env.TERM !== "dumb" && terminal();
 }
 

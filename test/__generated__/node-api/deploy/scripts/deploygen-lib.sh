@@ -275,6 +275,21 @@ dg__env_err_js_eol() {
     'remove it, or put the value in quotes'
 }
 
+# dg__env_next_line: moves dg__env_parse to its next line: sets line (without
+# a CRLF's CR) and lineno, advances i (its locals, by dynamic scoping). Fails,
+# with the error printed, on a CR that does not end the line.
+dg__env_next_line() {
+  lineno=$(( i + 1 ))
+  line=${dg__lines[i]}
+  line=${line%$'\r'}
+  i=$(( i + 1 ))
+  if [[ $line == *$'\r'* ]]; then
+    dg__env_err "$file" "$lineno" 'carriage return (\r) not followed by a newline; dotenv reads it as a line break, Node'"'"'s util.parseEnv deletes it' \
+      'use LF or CRLF line endings only (for example: dos2unix FILE)'
+    return 1
+  fi
+}
+
 # dg__env_parse FILE: the parser proper. Fills dg__parsed (an associative
 # array local to dg_env_load, visible here by dynamic scoping).
 dg__env_parse() {
@@ -307,15 +322,7 @@ dg__env_parse() {
   n=${#dg__lines[@]}
   i=0
   while (( i < n )); do
-    lineno=$(( i + 1 ))
-    line=${dg__lines[i]}
-    line=${line%$'\r'}
-    i=$(( i + 1 ))
-    if [[ $line == *$'\r'* ]]; then
-      dg__env_err "$file" "$lineno" 'carriage return (\r) not followed by a newline; dotenv reads it as a line break, Node'"'"'s util.parseEnv deletes it' \
-        'use LF or CRLF line endings only (for example: dos2unix FILE)'
-      return 1
-    fi
+    dg__env_next_line || return 1
     # Empty line.
     [[ -z $line ]] && continue
     # Line of whitespace only.
@@ -399,15 +406,7 @@ dg__env_parse() {
       else
         value=$body
         while (( i < n )); do
-          lineno=$(( i + 1 ))
-          line=${dg__lines[i]}
-          line=${line%$'\r'}
-          i=$(( i + 1 ))
-          if [[ $line == *$'\r'* ]]; then
-            dg__env_err "$file" "$lineno" 'carriage return (\r) not followed by a newline; dotenv reads it as a line break, Node'"'"'s util.parseEnv deletes it' \
-              'use LF or CRLF line endings only (for example: dos2unix FILE)'
-            return 1
-          fi
+          dg__env_next_line || return 1
           if [[ $line == *"$q"* ]]; then
             value+=$'\n'${line%%"$q"*}
             after=${line#*"$q"}

@@ -2,15 +2,14 @@
 // Presets are YAML files in templates/init/ with __NAME__ placeholders (plain YAML, so that they
 // can be read and linted as such).
 import { readFileSync, existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { DEFAULT_MANIFEST_NAMES } from "./manifest/load.js";
 import { nameProblem } from "./manifest/schema.js";
-import { projectEnvVar } from "./model.js";
-import { normaliseName } from "./names.js";
+import { normaliseName, projectEnvNameVar } from "./names.js";
 import { UserError } from "./errors.js";
+import { writeNewFile } from "./write.js";
 
 export const PRESETS = ["nextjs-fastapi", "node", "python"] as const;
 export type Preset = (typeof PRESETS)[number];
@@ -41,7 +40,7 @@ export function starterManifest(preset: Preset, project: string, schema: string)
   const values: Record<string, string> = {
     SCHEMA: schema,
     PROJECT: project,
-    PROJECT_ENV: projectEnvVar(project, "ENV"),
+    PROJECT_ENV: projectEnvNameVar(project),
     MODULE: project.replace(/-/g, "_"),
   };
   const template = readFileSync(path.join(INIT_TEMPLATES_DIR, `${preset}.yaml`), "utf8");
@@ -96,13 +95,8 @@ export async function initManifest(options: InitOptions): Promise<InitResult> {
   const schema = schemaReference(path.dirname(file));
   const yamlText = starterManifest(preset, project, schema);
   const text = extension === ".json" ? asJson(yamlText, schema) : yamlText;
-  await mkdir(path.dirname(file), { recursive: true });
-  try {
-    await writeFile(file, text, { flag: "wx", mode: 0o644 });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") throw new UserError(`${shown} already exists; init never overwrites a manifest`, `edit ${shown}, or move it away and run deploygen init again`);
-    throw error;
-  }
+  if (!writeNewFile(file, text))
+    throw new UserError(`${shown} already exists; init never overwrites a manifest`, `edit ${shown}, or move it away and run deploygen init again`);
   return { file: shown, preset, project };
 }
 

@@ -2,7 +2,10 @@
 // environment. Templates and output modules only read this model.
 import path from "node:path";
 import type { Manifest, App, Runtime } from "./manifest/schema.js";
-import { effectiveApp } from "./manifest/rules.js";
+import { effectiveApp } from "./effective-app.js";
+import { SCRIPTS_LIBRARY, appLogFiles, environmentFiles, environmentStateDir, namespaceName, pm2AppName, projectRootVar, unitNames, type EnvironmentFiles } from "./names.js";
+
+export { environmentFiles, environmentStateDir, projectEnvVar, type EnvironmentFiles } from "./names.js";
 
 export const DEFAULT_HOST = "127.0.0.1";
 export const HEALTH_PROBE_HOST = "127.0.0.1";
@@ -78,19 +81,6 @@ export interface ResolvedEnvironment {
   apps: ResolvedApp[];
 }
 
-/** Paths of generated files, relative to the output folder. */
-export interface EnvironmentFiles {
-  ecosystem: string;
-  unit: string;
-  healthUnit: string;
-  healthTimer: string;
-  deploy: string;
-  start: string;
-  stop: string;
-  healthCheck: string;
-  installSystemd: string;
-}
-
 export interface ResolvedProject {
   project: string;
   /** Manifest file name as written in headers (relative to the project root). */
@@ -106,10 +96,6 @@ export interface ResolvedProject {
   environments: ResolvedEnvironment[];
 }
 
-export function projectEnvVar(project: string, suffix: string): string {
-  return `${project.toUpperCase().replace(/-/g, "_")}_${suffix}`;
-}
-
 const byName = <T>(entries: [string, T][]): [string, T][] => [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 const sortedEntries = (record: Record<string, string>): [string, string][] => byName(Object.entries(record));
 
@@ -122,26 +108,6 @@ function posixNormalize(value: string): string {
 function buildInputPattern(input: string): string {
   const normalized = posixNormalize(input.replace(/^(\.\/)+/, ""));
   return normalized === "." ? "*" : normalized;
-}
-
-/** The deploy's state folder of one environment, relative to the project root (never generated, never committed). */
-export function environmentStateDir(env: string): string {
-  return `.deploygen/state/${env}`;
-}
-
-export function environmentFiles(env: string, project: string): EnvironmentFiles {
-  const prefix = `${project}-${env}`;
-  return {
-    ecosystem: `ecosystem.${env}.config.js`,
-    unit: `systemd/${prefix}@.service`,
-    healthUnit: `systemd/${prefix}-health@.service`,
-    healthTimer: `systemd/${prefix}-health@.timer`,
-    deploy: `scripts/deploy-${env}.sh`,
-    start: `scripts/start-${env}.sh`,
-    stop: `scripts/stop-${env}.sh`,
-    healthCheck: `scripts/health-check-${env}.sh`,
-    installSystemd: `scripts/install-systemd-${env}.sh`,
-  };
 }
 
 function resolveApp(manifest: Manifest, envName: string, key: string, declared: App): ResolvedApp {
@@ -159,7 +125,8 @@ function resolveApp(manifest: Manifest, envName: string, key: string, declared: 
   const environment = manifest.environments[envName]!;
   const committed = { ...environment.env, ...app.env };
   for (const [name] of enforcedEnv) delete committed[name];
-  const pm2Name = `${manifest.project}-${envName}-${key}`;
+  const pm2Name = pm2AppName(manifest.project, envName, key);
+  const logs = appLogFiles(pm2Name);
   const script = isNext ? "node_modules/.bin/next" : (app.script as string);
   const verifyFiles = [...(app.verify?.files ?? []), ...(isNext ? [".next/BUILD_ID"] : [])];
   const stateDir = environmentStateDir(envName);
@@ -191,8 +158,8 @@ function resolveApp(manifest: Manifest, envName: string, key: string, declared: 
     instances,
     killTimeoutMs: app.stopTimeoutSeconds * 1000,
     listenTimeoutMs: (app.health?.timeoutSeconds ?? 60) * 1000,
-    outLog: `logs/${pm2Name}.out.log`,
-    errorLog: `logs/${pm2Name}.err.log`,
+    outLog: logs.out,
+    errorLog: logs.err,
   };
 }
 
@@ -202,18 +169,13 @@ export function resolveProject(manifest: Manifest, manifestName: string): Resolv
   const rootFromOutput = Array.from({ length: depth }, () => "..").join("/");
   const environments = byName(Object.entries(manifest.environments)).map(([envName, environment]): ResolvedEnvironment => {
     const apps = byName(Object.entries(manifest.apps)).map(([key, app]) => resolveApp(manifest, envName, key, app));
-    const prefix = `${manifest.project}-${envName}`;
     const healthBudget = apps.reduce((sum, app) => sum + (app.health?.timeoutSeconds ?? 0), 0);
     const stopBudget = apps.reduce((sum, app) => sum + app.killTimeoutMs / 1000, 0);
     const pm2Home = environment.pm2Home;
     return {
       name: envName,
-      namespace: prefix,
-      unitPrefix: prefix,
-      unitTemplate: `${prefix}@.service`,
-      healthUnitPrefix: `${prefix}-health`,
-      healthUnitTemplate: `${prefix}-health@.service`,
-      healthTimerTemplate: `${prefix}-health@.timer`,
+      namespace: namespaceName(manifest.project, envName),
+      ...unitNames(manifest.project, envName),
       ...(environment.envFile !== undefined ? { envFile: posixNormalize(environment.envFile) } : {}),
       ...(environment.exampleFile !== undefined ? { exampleFile: posixNormalize(environment.exampleFile) } : {}),
       requiredEnv: environment.requiredEnv,
@@ -240,8 +202,8 @@ export function resolveProject(manifest: Manifest, manifestName: string): Resolv
     output,
     rootFromOutput,
     rootFromScripts: `${rootFromOutput}/..`,
-    rootEnvVar: projectEnvVar(manifest.project, "ROOT"),
-    scriptsLib: "scripts/deploygen-lib.sh",
+    rootEnvVar: projectRootVar(manifest.project),
+    scriptsLib: SCRIPTS_LIBRARY,
     environments,
   };
 }

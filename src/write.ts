@@ -233,3 +233,19 @@ async function removeEmptyParents(root: string, dir: string): Promise<void> {
     current = path.dirname(current);
   }
 }
+
+/**
+ * Writes one file a person will edit from then on (a manifest from init or import): made with its
+ * folder, never replacing an existing file unless `replace`. Returns false, writing nothing, when
+ * the file exists and `replace` is not set.
+ */
+export function writeNewFile(file: string, content: string, options: { replace?: boolean; mode?: number } = {}): boolean {
+  mkdirSync(path.dirname(file), { recursive: true });
+  try {
+    writeFileSync(file, content, { flag: options.replace ? "w" : "wx", mode: options.mode ?? 0o644 });
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  }
+}

@@ -4,8 +4,7 @@
 // Pure except for `probe`, which looks for lockfiles to choose install commands.
 import path from "node:path";
 import { NAME_PATTERN, ENV_KEY_PATTERN, STANDARD_NODE_ENVS, type Runtime } from "../manifest/schema.js";
-import { projectEnvVar } from "../model.js";
-import { normaliseName } from "../names.js";
+import { namespaceName, normaliseName, pm2AppName, projectEnvNameVar, projectRootVar, LOGS_DIR } from "../names.js";
 import type { SourceFile, SourceProcess } from "./sources.js";
 import { mentionsPort, portPlaceholder } from "./shell-words.js";
 
@@ -162,7 +161,7 @@ export function convertSource(source: SourceFile, options: ConvertOptions): Conv
   const relativeBase = rootOrigin === "absolute-paths" ? root : options.sourceDir;
   const project = chooseProject(source, options, root, notes);
   const environments = chooseEnvironments(source, options);
-  const context: Context = { kind: source.kind, options, notes, root, relativeBase, project, projectVar: projectEnvVar(project, "ENV"), environments, absolutePaths: [] };
+  const context: Context = { kind: source.kind, options, notes, root, relativeBase, project, projectVar: projectEnvNameVar(project), environments, absolutePaths: [] };
 
   const keys = chooseAppKeys(source.processes, project, environments);
   const apps: Record<string, AppDraft> = {};
@@ -201,7 +200,7 @@ export function convertSource(source: SourceFile, options: ConvertOptions): Conv
       }
     }
     if (typeof process.options.env_file === "string") envFiles.push({ app: key, file: process.options.env_file });
-    const expected = `${project}-${environments[0]}-${key}`;
+    const expected = pm2AppName(project, environments[0]!, key);
     if (source.kind === "pm2" && process.name !== expected) renamed.push(`${process.name} -> ${expected}`);
     if (converted.needsPort && converted.app.port === undefined) needPorts.push(key);
   });
@@ -265,7 +264,7 @@ export function convertSource(source: SourceFile, options: ConvertOptions): Conv
   if (renamed.length > 0)
     notes.add(
       "fixed",
-      `PM2 names ${renamed.join(", ")}: every name is now <project>-<environment>-<app> in namespace ${project}-${environments[0]}, which the generated scripts manage alone (never pm2 ... all)`,
+      `PM2 names ${renamed.join(", ")}: every name is now <project>-<environment>-<app> in namespace ${namespaceName(project, environments[0]!)}, which the generated scripts manage alone (never pm2 ... all)`,
       true,
     );
   if (context.absolutePaths.length > 0)
@@ -686,12 +685,12 @@ function convertProcessOptions(app: AppDraft, key: string, process: SourceProces
       "fixed",
       "logs",
       key,
-      (subjects) => `${quoteList(subjects)}: log files in a folder nothing created (PM2 fails to start without it): logs are now logs/<pm2 name>.out.log and .err.log under the project root, created by deploy`,
+      (subjects) => `${quoteList(subjects)}: log files in a folder nothing created (PM2 fails to start without it): logs are now ${LOGS_DIR}/<pm2 name>.out.log and .err.log under the project root, created by deploy`,
     );
   if (options.watch !== undefined && options.watch !== false)
     notes.add("fixed", `${key}: watch ${describe(options.watch)} restarted the app on every file change (a development feature): removed`);
   if (options.autorestart === false) notes.add("not-imported", `${key}: autorestart false: deploygen always restarts a crashed app`);
-  if (typeof options.namespace === "string" && options.namespace !== `${context.project}-${context.environments[0]}`)
+  if (typeof options.namespace === "string" && options.namespace !== namespaceName(context.project, context.environments[0]!))
     notes.group("fixed", "namespace", key, (subjects) => `${quoteList(subjects)}: namespace ${describe(options.namespace)}: now ${context.project}-<environment>`);
   if (options.port !== undefined && app.port === undefined) {
     const port = toNumber(options.port);
@@ -754,7 +753,7 @@ function cleanEnv(raw: Record<string, unknown>, key: string, app: AppDraft, cwdA
       notes.add("not-imported", `${where}.PM2_HOME ${JSON.stringify(value)}: set environments.<name>.pm2Home instead`);
       continue;
     }
-    if (name === projectEnvVar(context.project, "ROOT")) {
+    if (name === projectRootVar(context.project)) {
       notes.add("fixed", `${where}.${name}: deploygen derives the project root from the generated files' location: removed`);
       continue;
     }

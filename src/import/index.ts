@@ -1,6 +1,6 @@
 // `deploygen import FILE`: an existing PM2 ecosystem file or Procfile in, a manifest out, with a
 // comment block naming every defect fixed, every guess made and every option left behind.
-import { readFile, writeFile, mkdir } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { Document, parse as parseYaml, isMap, isSeq, type Node } from "yaml";
@@ -8,6 +8,7 @@ import { UserError, ManifestError, type ManifestProblem } from "../errors.js";
 import { parseManifestText } from "../manifest/load.js";
 import { validateManifest } from "../manifest/validate.js";
 import { schemaReference } from "../init.js";
+import { writeNewFile } from "../write.js";
 import { evaluateEcosystemFile } from "./evaluate.js";
 import { pm2Source, procfileSource, type SourceFile } from "./sources.js";
 import { convertSource, type Conversion, type ImportNote, type Probe } from "./convert.js";
@@ -121,14 +122,8 @@ export async function importFile(file: string, options: ImportOptions): Promise<
 
 /** Writes the imported manifest; never replaces an existing file unless `force`. */
 export async function writeImported(file: string, text: string, force: boolean): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  try {
-    await writeFile(file, text, { flag: force ? "w" : "wx", mode: 0o644 });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST")
-      throw new UserError(`${path.basename(file)} already exists; import does not overwrite it`, "choose another file with -o FILE, or pass --force to replace it");
-    throw error;
-  }
+  if (!writeNewFile(file, text, { replace: force }))
+    throw new UserError(`${path.basename(file)} already exists; import does not overwrite it`, "choose another file with -o FILE, or pass --force to replace it");
 }
 
 function validationProblems(text: string, displayName: string): ManifestProblem[] {

@@ -1,7 +1,9 @@
 // Cross-field rules that a schema cannot express. Each is small, named, and returns problems
 // with a manifest path; validate.ts adds file and position.
 import path from "node:path";
-import type { Manifest, App, Environment } from "./schema.js";
+import type { Manifest } from "./schema.js";
+import { effectiveApp } from "../effective-app.js";
+import { namespaceName, pm2AppName, projectEnvNameVar, projectRootVar, unitNames } from "../names.js";
 
 export interface RuleProblem {
   path: (string | number)[];
@@ -10,35 +12,6 @@ export interface RuleProblem {
 }
 
 export type Rule = (manifest: Manifest) => RuleProblem[];
-
-/** effectiveApp's results by environment and app name: rules and the resolver ask for each pair several times. */
-const effectiveApps = new WeakMap<Environment, Map<string, { app: App; override: unknown; effective: App }>>();
-
-/** The app as it runs in one environment: app fields with that environment's overrides applied. Shared: do not modify it. */
-export function effectiveApp(app: App, environment: Environment, appName: string): App {
-  let byName = effectiveApps.get(environment);
-  if (!byName) effectiveApps.set(environment, (byName = new Map()));
-  const known = byName.get(appName);
-  const override = environment.apps[appName];
-  if (known && known.app === app && known.override === override) return known.effective;
-  const effective = withOverride(app, environment, appName);
-  byName.set(appName, { app, override, effective });
-  return effective;
-}
-
-function withOverride(app: App, environment: Environment, appName: string): App {
-  const override = environment.apps[appName] ?? {};
-  return {
-    ...app,
-    port: override.port ?? app.port,
-    host: override.host ?? app.host,
-    args: override.args ?? app.args,
-    env: { ...app.env, ...(override.env ?? {}) },
-    instances: override.instances ?? app.instances,
-    health: override.health ?? app.health,
-    stopTimeoutSeconds: override.stopTimeoutSeconds ?? app.stopTimeoutSeconds,
-  };
-}
 
 function* eachAppInEachEnvironment(manifest: Manifest) {
   for (const [envName, environment] of Object.entries(manifest.environments)) {
@@ -67,7 +40,7 @@ export const atLeastOneAppAndEnvironment: Rule = (manifest) => [
 ];
 
 export const standardNodeEnv: Rule = (manifest) => {
-  const suggestion = `${manifest.project.toUpperCase().replace(/-/g, "_")}_ENV`;
+  const suggestion = projectEnvNameVar(manifest.project);
   const problems: RuleProblem[] = [];
   const check = (env: Record<string, string> | undefined, at: (string | number)[]) => {
     const value = env?.NODE_ENV;
@@ -221,7 +194,7 @@ export const projectRelativePaths: Rule = (manifest) => {
 
 /** The generated scripts reserve PORT, HOST; PM2_HOME and the root variable belong to deploygen. */
 export const reservedEnvNames: Rule = (manifest) => {
-  const rootVar = `${manifest.project.toUpperCase().replace(/-/g, "_")}_ROOT`;
+  const rootVar = projectRootVar(manifest.project);
   const reserved = new Map([
     ["PORT", "set port on the app instead"],
     ["HOST", "set host on the app instead"],
@@ -248,7 +221,7 @@ export const namesFitTargets: Rule = (manifest) => {
   const problems: RuleProblem[] = [];
   for (const envName of Object.keys(manifest.environments)) {
     for (const appName of Object.keys(manifest.apps)) {
-      const full = `${manifest.project}-${envName}-${appName}`;
+      const full = pm2AppName(manifest.project, envName, appName);
       if (full.length > 100)
         problems.push({ path: ["apps", appName], message: `the PM2 name ${full} is longer than 100 characters`, fix: "shorten the project, environment or app name" });
     }
@@ -273,12 +246,12 @@ export const generatedNamesDistinct: Rule = (manifest) => {
       problems.push({ path: at, message: `${owner} and ${first} would both be named ${name}`, fix: "rename the environment or the app so that the generated names differ" });
   };
   for (const envName of Object.keys(manifest.environments).sort()) {
-    const namespace = `${manifest.project}-${envName}`;
-    claim(pm2, namespace, `the PM2 namespace of environment ${envName}`, ["environments", envName]);
+    claim(pm2, namespaceName(manifest.project, envName), `the PM2 namespace of environment ${envName}`, ["environments", envName]);
     for (const appName of Object.keys(manifest.apps).sort())
-      claim(pm2, `${namespace}-${appName}`, `app ${appName} of environment ${envName} (PM2)`, ["environments", envName]);
-    claim(units, `${namespace}@`, `the systemd unit of environment ${envName}`, ["environments", envName]);
-    claim(units, `${namespace}-health@`, `the health-check unit of environment ${envName}`, ["environments", envName]);
+      claim(pm2, pm2AppName(manifest.project, envName, appName), `app ${appName} of environment ${envName} (PM2)`, ["environments", envName]);
+    const environmentUnits = unitNames(manifest.project, envName);
+    claim(units, `${environmentUnits.unitPrefix}@`, `the systemd unit of environment ${envName}`, ["environments", envName]);
+    claim(units, `${environmentUnits.healthUnitPrefix}@`, `the health-check unit of environment ${envName}`, ["environments", envName]);
   }
   return problems;
 };

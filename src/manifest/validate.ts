@@ -3,6 +3,7 @@ import type * as z from "zod/mini";
 import { ManifestSchema, AppSchema, AppOverrideSchema, EnvironmentSchema, HealthSchema, VerifySchema, SystemdSchema, AlertsSchema, type Manifest } from "./schema.js";
 import { RULES, rawDataProblems } from "./rules.js";
 import { ManifestError, type ManifestProblem } from "../errors.js";
+import { projectEnvNameVar } from "../names.js";
 import type { LoadedManifest } from "./load.js";
 
 type Locate = LoadedManifest["locate"];
@@ -47,7 +48,7 @@ function zodProblems(error: z.core.$ZodError, file: string, locate: Locate, data
 
 function projectEnvSuggestion(data: unknown): string {
   const project = typeof data === "object" && data !== null && "project" in data ? String((data as { project: unknown }).project) : "PROJECT";
-  return `${project.toUpperCase().replace(/[^A-Z0-9]+/g, "_")}_ENV`;
+  return projectEnvNameVar(project);
 }
 
 function explainIssue(issue: z.core.$ZodIssue, path: (string | number)[], projectVar: string, value: unknown, present: boolean): { message: string; fix: string } {

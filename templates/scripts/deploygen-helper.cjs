@@ -1,0 +1,193 @@
+'use strict';
+// deploygen-helper.cjs: the generated bash scripts ask Node what they cannot do safely
+// themselves. Run as `node deploygen-helper.cjs SUBCOMMAND ARG...`; Node built-ins only, Node 20.12+.
+//
+//   env-check FILE EXAMPLE [KEY...]  FILE is usable: it exists, can be read, is accepted (below),
+//                                    and sets every KEY to a non-empty value that differs from the
+//                                    value EXAMPLE gives it (EXAMPLE may be '' for none; a missing
+//                                    EXAMPLE is skipped). Warns when group or others can read FILE.
+//   env-values FILE [KEY...]         prints `KEY=VALUE` records, each ended by a NUL byte, for every
+//                                    key in FILE or only the KEYs named (in that order; an unset KEY
+//                                    prints nothing). Bash reads them with `read -r -d ''`.
+//
+// stdout carries only records. Every diagnostic is one line on stderr: `error<TAB>MESSAGE`,
+// `warning<TAB>MESSAGE`, or `fix<TAB>ACTION` (what fixes the error or warning just before it).
+// Exit status: 0 usable (warnings allowed), 1 refused or unusable file, 2 usage error.
+//
+// Env files are read by Node's util.parseEnv, the same function the generated ecosystem file
+// uses, so the scripts and PM2 see the same values. Before that, a file is refused (with its line
+// and the fix) where util.parseEnv would read it silently, or differently from what its author
+// meant, or where a value could not reach a process:
+//   - a line that is not empty, a comment, or KEY=value: a line without `=`, a line of only
+//     spaces or tabs, an indented `# comment` (Node glues each onto the next key, which is lost);
+//   - a key that is empty (Node stops reading the file there), that is not [A-Za-z_][A-Za-z0-9_]*
+//     (a shell or PM2 cannot carry it; this also catches tabs around the key and `export` not
+//     followed by exactly one space), or `__proto__` (Node drops it);
+//   - a quote that is never closed (Node keeps the quote in the value, or drops the key at the end
+//     of the file), and text after a closing quote (Node ignores it: `A="x""y"` reads x);
+//   - a comment with `=` on a last line that no newline ends (Node reads `#KEY=v` as key `#KEY`);
+//   - a carriage return that does not end a line (Node deletes it: `A=x<CR>B=y` reads A=xB=y), and
+//     a mix of CRLF and LF line endings (files are one or the other);
+//   - a UTF-8 byte order mark (Node makes it part of the first key) and a NUL byte (the records
+//     above, and every process environment, end a value there).
+// Anything else is Node's reading: spaces around keys and values are trimmed, tabs are kept,
+// `"..."` turns \n into a newline and nothing else, '...' and `...` are literal, and quoted values
+// may span lines.
+const fs = require('node:fs');
+const os = require('node:os');
+const { parseEnv } = require('node:util');
+
+const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const QUOTES = `'"\``;
+
+/** A file name or key as one printable line. */
+const show = (s) => (/[\x00-\x1f\x7f]/.test(s) ? JSON.stringify(s) : s);
+const shellWord = (s) => (/^[A-Za-z0-9_.,:/@%+=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+function diagnose(kind, message, fix) {
+  process.stderr.write(`${kind}\t${message}\n` + (fix ? `fix\t${fix}\n` : ''));
+}
+
+/** The first line util.parseEnv would misread, as { line, message, fix }; null when the text is accepted. */
+function refusal(text) {
+  const lineOf = (index) => text.slice(0, index).split('\n').length;
+  const at = (index, message, fix) => ({ line: lineOf(index), message, fix });
+  if (text.includes('\0')) return at(text.indexOf('\0'), 'contains a NUL byte', 'an env file is text: remove the NUL byte');
+  if (text.startsWith('\ufeff')) return at(0, 'starts with a UTF-8 byte order mark, which util.parseEnv makes part of the first key', 'save the file as UTF-8 without BOM');
+  const loneCR = text.search(/\r(?!\n)/);
+  if (loneCR >= 0) return at(loneCR, 'carriage return (CR) that does not end a line; util.parseEnv deletes it', 'use LF line endings (for example: dos2unix FILE)');
+  const bareLF = text.includes('\r\n') ? text.search(/(?<!\r)\n/) : -1;
+  if (bareLF >= 0) return at(bareLF, 'mixes CRLF and LF line endings', 'use LF line endings throughout (for example: dos2unix FILE)');
+
+  const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
+  const keys = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    const err = (message, fix, n = i) => ({ line: n + 1, message, fix });
+    if (line === '') continue;
+    if (line.startsWith('#')) {
+      if (i === lines.length - 1 && line.includes('=')) return err('comment with "=" on the last line without a final newline, which util.parseEnv reads as KEY=value', 'end the file with a newline');
+      continue;
+    }
+    if (/^[ \t]*$/.test(line)) return err('line of only spaces or tabs, which util.parseEnv reads as part of the next key', 'delete the spaces or tabs so that the line is empty');
+    if (/^[ \t]+#/.test(line)) return err('indented comment, which util.parseEnv reads as part of the next key', "remove the spaces or tabs before '#'");
+    const eq = line.indexOf('=');
+    if (eq < 0) return err("no '=' on the line, which util.parseEnv reads as part of the next key", "write KEY=value (KEY= for an empty value), or start the line with '#' to make it a comment");
+    let key = line.slice(0, eq).replace(/^ +| +$/g, '');
+    if (key.startsWith('export ')) key = key.slice(7);
+    if (key === '') return err("no key before '=' (util.parseEnv stops reading the file here)", 'write KEY=value');
+    if (!KEY.test(key)) return err(`invalid key ${JSON.stringify(key)}: a shell or PM2 cannot carry it`, 'a key is ASCII letters, digits and _, not starting with a digit, after an optional "export " (one space); rename it, or remove the tabs around it');
+    if (key === '__proto__') return err('the key __proto__, which util.parseEnv drops', 'rename it');
+    keys.push(key);
+
+    const value = line.slice(eq + 1).replace(/^ +/, '');
+    if (!QUOTES.includes(value[0] || 'none')) continue;
+    const quote = value[0];
+    const start = i;
+    let rest = value.slice(1);
+    while (!rest.includes(quote) && i + 1 < lines.length) rest = lines[++i];
+    if (!rest.includes(quote)) return err(`the value of ${key} opens with ${quote} but never closes`, `add the closing ${quote} (a multi-line value ends with the quote it starts with)`, start);
+    const after = rest.slice(rest.indexOf(quote) + 1).replace(/^[ \t]+/, '');
+    if (after !== '' && !after.startsWith('#')) {
+      const opened = i === start ? '' : ` (the value of ${key} opened with ${quote} on line ${start + 1}: is a closing quote missing?)`;
+      return err(`text after the closing ${quote}${opened}, which util.parseEnv ignores`, "remove the text, or start it with '#' to make it a comment");
+    }
+  }
+  // The lines above are what util.parseEnv reads; a key it finds beyond them means they missed a case.
+  const seen = new Set(keys);
+  const unexpected = Object.keys(parseEnv(text)).find((k) => !seen.has(k));
+  if (unexpected !== undefined) return { line: 0, message: `util.parseEnv reads a key ${JSON.stringify(unexpected)} that no line sets visibly`, fix: 'write one KEY=value per line' };
+  return null;
+}
+
+function userName(uid) {
+  let passwd = '';
+  try {
+    passwd = fs.readFileSync('/etc/passwd', 'utf8');
+  } catch {}
+  const entry = passwd.split('\n').find((l) => l.split(':')[2] === String(uid));
+  return entry ? entry.split(':')[0] : `uid ${uid}`;
+}
+
+/** Reads and parses FILE: { env } or { errors: [[message, fix]...], missing }. */
+function readEnvFile(file, example = '') {
+  let text;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    const name = show(file);
+    if (error.code === 'ENOENT') {
+      const from = example ? ` from its example (cp ${shellWord(example)} ${shellWord(file)})` : '';
+      return { missing: true, errors: [[`${name} is missing`, `create it${from}, set its values, then chmod 600 ${shellWord(file)}`]] };
+    }
+    if (error.code === 'EACCES') {
+      let details = '';
+      try {
+        const st = fs.statSync(file);
+        details = ` (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}, owner ${userName(st.uid)})`;
+      } catch {
+        details = ' (a folder on its path cannot be entered)';
+      }
+      const me = userName(process.getuid());
+      return { errors: [[`${name} cannot be read by user ${me}: permission denied${details}`, `let ${me} read it (for example: chown ${me} ${shellWord(file)}), or run as its owner`]] };
+    }
+    return { errors: [[`${name} cannot be read: ${error.code === 'EISDIR' ? 'it is a folder' : error.message}`, 'point the manifest at an env file']] };
+  }
+  const refused = refusal(text);
+  if (refused) return { errors: [[`${show(file)}${refused.line ? `:${refused.line}` : ''}: ${refused.message}`, refused.fix.replace('FILE', shellWord(file))]] };
+  return { env: parseEnv(text) };
+}
+
+function envCheck(file, example, ...keys) {
+  const read = readEnvFile(file, example);
+  if (read.errors) return read.errors.forEach(([message, fix]) => diagnose('error', message, fix)), 1;
+  let exampleEnv = {};
+  if (example !== '') {
+    const ex = readEnvFile(example);
+    if (ex.env) exampleEnv = ex.env;
+    else if (!ex.missing) ex.errors.forEach(([message]) => diagnose('warning', `${message}; example values are not compared`));
+  }
+  let status = 0;
+  for (const key of keys) {
+    const value = read.env[key];
+    const problem = !value ? (value === undefined ? 'is not set' : 'is empty')
+      : Object.hasOwn(exampleEnv, key) && exampleEnv[key] === value ? `still has the example's placeholder value from ${show(example)}` : '';
+    if (problem) {
+      diagnose('error', `${show(file)}: ${key} ${problem}`, `set ${key}=<the real value> in ${shellWord(file)}`);
+      status = 1;
+    }
+  }
+  const mode = fs.statSync(file).mode & 0o777;
+  if (mode & 0o044) diagnose('warning', `${show(file)} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')})`, `chmod 600 ${shellWord(file)}`);
+  return status;
+}
+
+function envValues(file, ...keys) {
+  const read = readEnvFile(file);
+  if (read.errors) return read.errors.forEach(([message, fix]) => diagnose('error', message, fix)), 1;
+  const names = keys.length > 0 ? keys.filter((k) => Object.hasOwn(read.env, k)) : Object.keys(read.env);
+  process.stdout.write(names.map((k) => `${k}=${read.env[k]}\0`).join(''));
+  return 0;
+}
+
+const COMMANDS = {
+  'env-check': { args: 'FILE EXAMPLE [KEY...]', min: 2, keysFrom: 2, run: envCheck },
+  'env-values': { args: 'FILE [KEY...]', min: 1, keysFrom: 1, run: envValues },
+};
+
+function main([name, ...args]) {
+  const command = Object.hasOwn(COMMANDS, name ?? '') ? COMMANDS[name] : undefined;
+  const usage = Object.entries(COMMANDS).map(([n, c]) => `${n} ${c.args}`).join(' | ');
+  if (!command || args.length < command.min || args[0] === '') {
+    diagnose('error', `usage: node deploygen-helper.cjs ${command ? `${name} ${command.args}` : `(${usage})`}`);
+    return 2;
+  }
+  const badKey = args.slice(command.keysFrom).find((k) => !KEY.test(k));
+  if (badKey !== undefined) {
+    diagnose('error', `${name}: ${JSON.stringify(badKey)} is not a KEY name ([A-Za-z_][A-Za-z0-9_]*)`);
+    return 2;
+  }
+  return command.run(...args);
+}
+
+process.exitCode = main(process.argv.slice(2));

@@ -42,7 +42,13 @@ const QUOTES = `'"\``;
 
 /** A file name or key as one printable line. */
 const show = (s) => (/[\x00-\x1f\x7f]/.test(s) ? JSON.stringify(s) : s);
-const shellWord = (s) => (/^[A-Za-z0-9_.,:/@%+=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+/** A file name as one shell word for a `fix` line; $'...' when it holds control characters. */
+function shellWord(s) {
+  if (/^[A-Za-z0-9_.,:/@%+=-]+$/.test(s)) return s;
+  if (!/[\x00-\x1f\x7f]/.test(s)) return `'${s.replace(/'/g, `'\\''`)}'`;
+  const hex = (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  return `$'${s.replace(/[\\'\x00-\x1f\x7f]/g, (c) => (c === '\\' || c === "'" ? `\\${c}` : hex(c)))}'`;
+}
 
 function diagnose(kind, message, fix) {
   process.stderr.write(`${kind}\t${message}\n` + (fix ? `fix\t${fix}\n` : ''));

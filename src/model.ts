@@ -1,6 +1,7 @@
 // The resolver: the one place that derives names, paths, ports and environment for each
 // environment. Templates and output modules only read this model.
 import path from "node:path";
+import { resolveRemoteDeploy, type ResolvedRemoteDeploy } from "./remote-deploy.js";
 import type { Manifest, App, Runtime } from "./manifest/schema.js";
 import { effectiveApp } from "./effective-app.js";
 import { SCRIPTS_LIBRARY, appLogFiles, environmentFiles, environmentStateDir, namespaceName, pm2AppName, projectRootVar, unitNames, type EnvironmentFiles } from "./names.js";
@@ -79,6 +80,8 @@ export interface ResolvedEnvironment {
   stopTimeoutSeconds: number;
   files: EnvironmentFiles;
   apps: ResolvedApp[];
+  /** Several hosts: the settings of PM2's own `pm2 deploy` (absent without hosts). */
+  remote?: ResolvedRemoteDeploy;
 }
 
 export interface ResolvedProject {
@@ -172,6 +175,11 @@ export function resolveProject(manifest: Manifest, manifestName: string): Resolv
     const healthBudget = apps.reduce((sum, app) => sum + (app.health?.timeoutSeconds ?? 0), 0);
     const stopBudget = apps.reduce((sum, app) => sum + app.killTimeoutMs / 1000, 0);
     const pm2Home = environment.pm2Home;
+    const remote = resolveRemoteDeploy(
+      environment,
+      environment.envFile === undefined ? undefined : posixNormalize(environment.envFile),
+      `${output}/${environmentFiles(envName, manifest.project).deploy}`,
+    );
     return {
       name: envName,
       namespace: namespaceName(manifest.project, envName),
@@ -194,6 +202,7 @@ export function resolveProject(manifest: Manifest, manifestName: string): Resolv
       stopTimeoutSeconds: stopBudget + SYSTEMD_TIMEOUT_MARGIN_SECONDS,
       files: environmentFiles(envName, manifest.project),
       apps,
+      ...(remote ? { remote } : {}),
     };
   });
   return {

@@ -83,6 +83,20 @@ const crossFieldOnly: Record<string, string> = {
   "rawDataProblems-proto-key.yaml": "__proto__ is a valid-looking name that JavaScript cannot carry",
   // Expressible as minProperties, but zod records carry no size check; the rule says what to add.
   "atLeastOneAppAndEnvironment.yaml": "empty apps",
+  // Several hosts: hosts and remote go together, and what pm2 deploy carries is checked by rules
+  // that know its quoting (echo '...', a regex that stops at a quote, unquoted remote shell) and
+  // name the fix; the JSON Schema gives the shapes only.
+  "remoteNeedsHosts-hosts-without-remote.yaml": "hosts needs remote",
+  "pm2DeployCarriesRemote-backtick-in-user.yaml": "what pm2 deploy carries",
+  "pm2DeployCarriesRemote-dollar-in-ssh-option.yaml": "what pm2 deploy carries",
+  "pm2DeployCarriesRemote-duplicate-host.yaml": "hosts compared with each other",
+  "pm2DeployCarriesRemote-envFile-with-space.yaml": "envFile is named in hooks only when there are hosts",
+  "pm2DeployCarriesRemote-local-branch-ref.yaml": "what pm2 deploy carries",
+  "pm2DeployCarriesRemote-localhost.yaml": "pm2 deploy runs localhost without SSH",
+  "pm2DeployCarriesRemote-quote-in-repo.yaml": "what pm2 deploy carries",
+  "pm2DeployCarriesRemote-relative-path.yaml": "path semantics",
+  "pm2DeployCarriesRemote-semicolon-in-host.yaml": "what pm2 deploy carries",
+  "pm2DeployCarriesRemote-space-in-path.yaml": "what pm2 deploy carries",
 };
 
 const readData = (file: string): unknown => parseManifestText(readFileSync(file, "utf8"), file).data;

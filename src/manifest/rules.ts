@@ -1,6 +1,7 @@
 // Cross-field rules that a schema cannot express. Each is small, named, and returns problems
 // with a manifest path; validate.ts adds file and position.
 import path from "node:path";
+import { remoteNeedsHosts, pm2DeployCarriesRemote } from "./remote-rules.js";
 import type { Manifest } from "./schema.js";
 import { effectiveApp } from "../effective-app.js";
 import { namespaceName, pm2AppName, projectEnvNameVar, projectRootVar, unitNames } from "../names.js";
@@ -325,6 +326,9 @@ export function rawDataProblems(data: unknown, at: (string | number)[] = []): Ru
   ]);
 }
 
+// Rules for several hosts (pm2 deploy) live in their own module; exported here with the others.
+export { remoteNeedsHosts, pm2DeployCarriesRemote };
+
 export const RULES: Rule[] = [
   atLeastOneAppAndEnvironment,
   overridesNameExistingApps,
@@ -339,4 +343,6 @@ export const RULES: Rule[] = [
   generatedNamesDistinct,
   systemdCarriesValues,
   systemdUserNames,
+  remoteNeedsHosts,
+  pm2DeployCarriesRemote,
 ];

@@ -5,6 +5,7 @@
 // one at start-up about three times cheaper (docs/performance.md).
 import * as z from "zod/mini";
 import en from "zod/v4/locales/en.js";
+import { HostsSchema, RemoteSchema } from "./remote-schema.js";
 
 // zod/mini leaves the locale to the program; these are zod's English messages, as the full API sets.
 z.config(en());
@@ -159,6 +160,8 @@ export const EnvironmentSchema = z.strictObject({
   pm2Home: described(z.optional(relativePath("pm2Home")), "PM2_HOME for scripts and the unit: relative to the project root, or absolute. Default: ~/.pm2 of the service user."),
   alerts: z.optional(AlertsSchema),
   healthIntervalSeconds: described(z._default(wholeNumber(10, 86400), 60), "How often the generated systemd timer runs the health check."),
+  hosts: z.optional(HostsSchema),
+  remote: z.optional(RemoteSchema),
 });
 
 export const ManifestSchema = z.strictObject({

@@ -5,6 +5,7 @@ import type { ResolvedProject } from "../model.js";
 import type { Renderer } from "../render.js";
 import type { FileOutput } from "./types.js";
 import { commentHeader, headerLines } from "./header.js";
+import { pm2DeploySection } from "./pm2-deploy.js";
 
 export const MODULE_MARKER_PATH = "package.json";
 
@@ -53,6 +54,7 @@ export const ecosystemOutputs: OutputBuilder = (project, environment, renderer) 
         env: Object.fromEntries(app.env),
         enforcedEnv: Object.fromEntries(app.enforcedEnv),
       })),
+      deploy: environment.remote ? { [environment.name]: pm2DeploySection(environment.remote) } : null,
     }),
   },
 ];

@@ -6,6 +6,7 @@ import { createRenderer, type Renderer } from "./render.js";
 import type { FileOutput } from "./outputs/types.js";
 import { ecosystemOutputs, moduleMarkerOutput } from "./outputs/ecosystem.js";
 import { systemdOutputs } from "./outputs/systemd.js";
+import { logrotateOutputs } from "./outputs/logrotate.js";
 import { scriptOutputs, libraryOutput } from "./outputs/scripts.js";
 import { UserError } from "./errors.js";
 
@@ -16,7 +17,7 @@ export interface GenerationPlan {
   files: FileOutput[];
 }
 
-const BUILDERS = [ecosystemOutputs, systemdOutputs, scriptOutputs];
+const BUILDERS = [ecosystemOutputs, systemdOutputs, scriptOutputs, logrotateOutputs];
 
 export function planGeneration(loaded: LoadedManifest, options: { environments?: string[]; renderer?: Renderer } = {}): GenerationPlan {
   const manifest = validateManifest(loaded);

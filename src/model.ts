@@ -74,6 +74,8 @@ export interface ResolvedEnvironment {
   group?: string;
   alertWebhookEnv?: string;
   healthIntervalSeconds: number;
+  /** Rotation of the apps' logs (logrotate size and rotate count). */
+  logs: { maxSize: string; keep: number };
   /** Project-relative folder of the deploy's record of unchanged install and build inputs. */
   stateDir: string;
   startTimeoutSeconds: number;
@@ -197,6 +199,7 @@ export function resolveProject(manifest: Manifest, manifestName: string): Resolv
       ...(environment.systemd?.group !== undefined ? { group: environment.systemd.group } : {}),
       ...(environment.alerts ? { alertWebhookEnv: environment.alerts.webhookEnv } : {}),
       healthIntervalSeconds: environment.healthIntervalSeconds,
+      logs: { maxSize: environment.logs.maxSize, keep: environment.logs.keep },
       stateDir: environmentStateDir(envName),
       startTimeoutSeconds: healthBudget + SYSTEMD_TIMEOUT_MARGIN_SECONDS + 60,
       stopTimeoutSeconds: stopBudget + SYSTEMD_TIMEOUT_MARGIN_SECONDS,

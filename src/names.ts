@@ -60,6 +60,8 @@ export interface EnvironmentFiles {
   stop: string;
   healthCheck: string;
   installSystemd: string;
+  /** logrotate configuration of <root>/logs; install-systemd puts the root in and installs it into /etc/logrotate.d. */
+  logrotate: string;
 }
 
 /** The files generated for one environment, relative to the output folder. */
@@ -75,6 +77,7 @@ export function environmentFiles(env: string, project: string): EnvironmentFiles
     stop: `${SCRIPTS_DIR}/stop-${env}.sh`,
     healthCheck: `${SCRIPTS_DIR}/health-check-${env}.sh`,
     installSystemd: `${SCRIPTS_DIR}/install-systemd-${env}.sh`,
+    logrotate: `logrotate/${project}-${env}.conf`,
   };
 }
 

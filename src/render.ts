@@ -167,6 +167,7 @@ export type TemplateName =
   | "systemd/app.service"
   | "systemd/health.service"
   | "systemd/health.timer"
+  | "logrotate/logrotate.conf"
   | "scripts/deploygen-lib.sh"
   | "scripts/deploy.sh"
   | "scripts/start.sh"

@@ -150,6 +150,23 @@ export const AlertsSchema = described(
   "Alerting from the health check.",
 );
 
+/** logrotate's size syntax: bytes, or a whole number of k, M or G. */
+export const LOG_SIZE_PATTERN = /^[1-9][0-9]{0,8}[kMG]?$/;
+
+export const LogsSchema = described(
+  z.strictObject({
+    maxSize: described(
+      z._default(z.string().check(z.regex(LOG_SIZE_PATTERN, 'maxSize is a size as logrotate takes it: a whole number with k, M or G (for example "10M")')), "10M"),
+      'Rotate a log file once it is larger than this, at the next run of logrotate (daily on Debian): a whole number with k, M or G. Default "10M": a day of busy logging of a small app, small enough to open in an editor.',
+    ),
+    keep: described(
+      z._default(wholeNumber(1, 365), 7),
+      "How many rotated files to keep per log (older ones are deleted; all but the newest are compressed). Default 7: with the daily timer, about a week of history at the most.",
+    ),
+  }),
+  "Rotation of <root>/logs (PM2's out and error logs of every app) by the generated logrotate/<project>-<environment>.conf, which install-systemd installs into /etc/logrotate.d.",
+);
+
 export const EnvironmentSchema = z.strictObject({
   envFile: described(z.optional(relativePath("envFile")), "Env file read at deploy and run time on the host (never copied, never sourced), relative to the project root."),
   exampleFile: described(z.optional(relativePath("exampleFile")), "Committed example of the env file; a required value equal to the example's counts as unset."),
@@ -160,6 +177,8 @@ export const EnvironmentSchema = z.strictObject({
   pm2Home: described(z.optional(relativePath("pm2Home")), "PM2_HOME for scripts and the unit: relative to the project root, or absolute. Default: ~/.pm2 of the service user."),
   alerts: z.optional(AlertsSchema),
   healthIntervalSeconds: described(z._default(wholeNumber(10, 86400), 60), "How often the generated systemd timer runs the health check."),
+  // zod 4 returns a default as it is (not parsed): it carries both fields.
+  logs: z._default(LogsSchema, () => ({ maxSize: "10M", keep: 7 })),
   hosts: z.optional(HostsSchema),
   remote: z.optional(RemoteSchema),
 });

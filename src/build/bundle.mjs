@@ -15,54 +15,51 @@
 // - Paths: src/ modules find templates/ and schemas/ relative to their own location
 //   (`new URL("../templates/", import.meta.url)`). In the bundle, each module's import.meta.url
 //   is the URL tsc would have given it (dist/<same path>.js), so every such path resolves
-//   exactly as it does from src/; a dependency's is its own file's (sourceEditsPlugin).
+//   exactly as it does from src/; a dependency's is its own file's (importMetaUrlPlugin).
+//   Dependencies are bundled as published: their code is never edited.
 // - Templates: each file under templates/ is compiled here with render.ts's own compiler and
 //   options and embedded, keyed by its exact text (see src/render-precompiled.ts). At run time
 //   the templates are still read from templates/, and a template whose text differs from the
 //   embedded one is compiled on the spot: templates/ stays the source of truth.
-// - string-width (yargs' help layout) gets an ASCII fast path: see string-width-fast.mjs.
-// - yargs is edited so that it loads neither node:assert nor process.stdout at start and does not lay
-//   out help it never prints: see yargs-patches.mjs.
 // - child_process, fs/promises and tty are loaded on first use (lazyBuiltinsPlugin).
 //
 // Usage: node src/build/bundle.mjs [--analyze]
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, renameSync, rmSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { fastStringWidthSource } from "./string-width-fast.mjs";
-import { PATCHED_FILES, patchYargsSource } from "./yargs-patches.mjs";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SRC = path.join(ROOT, "src");
 const DIST = path.join(ROOT, "dist");
+// Built next to dist/ (same depth, so relative paths and the source map hold), then moved in file
+// by file: a CLI run or a test during a build (tests rebuild a stale dist/) never finds dist/ empty.
+// The code cache is made after the move, from dist/ itself: V8 keeps the script's file name in it.
+const OUT = path.join(ROOT, `dist.building-${process.pid}`);
 const TEMPLATES = path.join(ROOT, "templates");
 const CACHE_FIXTURE = path.join(ROOT, "fixtures", "codeframe", "deploygen.yaml");
 
 const toPosix = (file) => file.split(path.sep).join("/");
 
 /**
- * Source edits made while bundling: yargs' start-up patches (yargs-patches.mjs), then
- * import.meta.url, which a bundle would otherwise lose:
- * - src/a/b.ts: the URL of dist/a/b.js, where tsc would have put it (relative to the bundle);
- * - a dependency's file (yargs finds its locales with it): the file's URL in the installed
+ * import.meta.url, which a bundle would otherwise lose, becomes:
+ * - in src/a/b.ts: the URL of dist/a/b.js, where tsc would have put it (relative to the bundle);
+ * - in a dependency's file (yargs finds its locales with it): the file's URL in the installed
  *   package, resolved at run time from dist/ as an unbundled import would resolve it.
+ * Nothing else in any file changes.
  */
-const patchedFiles = new Set();
-const sourceEditsPlugin = {
-  name: "deploygen-source-edits",
+const importMetaUrlPlugin = {
+  name: "deploygen-import-meta-url",
   setup(builder) {
     builder.onLoad({ filter: /\.(ts|js|mjs|cjs)$/ }, async (args) => {
       const inSrc = args.path.startsWith(SRC + path.sep);
       const packages = toPosix(args.path).split("/node_modules/").slice(1);
       if (!inSrc && packages.length === 0) return undefined;
-      const original = await readFile(args.path, "utf8");
-      const source = inSrc ? original : patchYargsSource(toPosix(args.path), original);
-      if (source !== original) patchedFiles.add(PATCHED_FILES.find((file) => toPosix(args.path).endsWith(`node_modules/${file}`)));
-      if (!source.includes("import.meta.url")) return source === original ? undefined : { contents: source, loader: "js", resolveDir: path.dirname(args.path) };
+      const source = await readFile(args.path, "utf8");
+      if (!source.includes("import.meta.url")) return undefined;
       let url;
       if (inSrc) {
         url = `new URL(${JSON.stringify(toPosix(path.relative(SRC, args.path)).replace(/\.ts$/, ".js"))}, __deploygenBundleUrl).href`;
@@ -79,7 +76,7 @@ const sourceEditsPlugin = {
 };
 
 /**
- * Defines what sourceEditsPlugin's import.meta.url replacements call (CommonJS: __filename, __dirname and require
+ * Defines what importMetaUrlPlugin's import.meta.url replacements call (CommonJS: __filename, __dirname and require
  * are the bundle's). A dependency's folder is found the way Node.js finds a package for an import:
  * in the node_modules folders from dist/ upwards (require.resolve would cost milliseconds more,
  * and not every package exports its package.json).
@@ -101,20 +98,6 @@ function __deploygenDependencyUrl(packages, file) {
   }
   return require("node:url").pathToFileURL(path.join(dir, file)).href;
 }`;
-
-/** Every `import "string-width"` (each package keeps its own version) goes through an ASCII fast path. */
-const stringWidthPlugin = {
-  name: "deploygen-string-width",
-  setup(builder) {
-    builder.onResolve({ filter: /^string-width$/ }, async (args) => {
-      if (args.pluginData?.real) return undefined;
-      const real = await builder.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: { real: true } });
-      if (real.errors.length > 0) return { errors: real.errors };
-      return { path: real.path, namespace: "ascii-string-width" };
-    });
-    builder.onLoad({ filter: /.*/, namespace: "ascii-string-width" }, (args) => ({ resolveDir: path.dirname(args.path), loader: "js", contents: fastStringWidthSource(args.path) }));
-  },
-};
 
 /**
  * Node.js built-in modules that only some commands or paths use (child_process: `import`;
@@ -150,7 +133,7 @@ async function listFiles(dir) {
 
 /** Compiles every template with src/render.ts itself (bundled to a temporary module), so options cannot drift. */
 async function precompileTemplates() {
-  const tool = path.join(DIST, ".precompile.mjs");
+  const tool = path.join(OUT, ".precompile.mjs");
   await build({
     entryPoints: [path.join(SRC, "render.ts")],
     outfile: tool,
@@ -254,7 +237,7 @@ async function makeCodeCache() {
       const runs = [["generate", "-m", "deploygen.yaml"], ["generate", "-m", "deploygen.yaml"], ["check", "-m", "deploygen.yaml"], ["validate", "-m", "deploygen.yaml"], ["schema"], ["--help"]];
       (async () => {
         for (const argv of runs) await cli.main(argv, process.cwd());
-        writeFileSync(${JSON.stringify(path.join(DIST, "cli.cache"))}, cli.createCodeCache());
+        writeFileSync(${JSON.stringify(path.join(OUT, "cli.cache"))}, cli.createCodeCache());
       })();
     `;
     const result = spawnSync(process.execPath, ["-e", script], { cwd: work, encoding: "utf8", stdio: ["ignore", "ignore", "pipe"] });
@@ -265,14 +248,27 @@ async function makeCodeCache() {
   }
 }
 
+/**
+ * Moves the new build into dist/, each file by one rename, after removing the old code cache
+ * (a cache must never meet another cli.cjs of the same length), and removes files of an earlier build.
+ */
+async function publish() {
+  await mkdir(DIST, { recursive: true });
+  await rm(path.join(DIST, "cli.cache"), { force: true });
+  const built = await readdir(OUT);
+  for (const name of built) renameSync(path.join(OUT, name), path.join(DIST, name));
+  for (const name of await readdir(DIST)) if (!built.includes(name)) await rm(path.join(DIST, name), { recursive: true, force: true });
+}
+
 const analyze = process.argv.includes("--analyze");
 const started = performance.now();
-await rm(DIST, { recursive: true, force: true });
-await mkdir(DIST, { recursive: true });
+await rm(OUT, { recursive: true, force: true });
+await mkdir(OUT, { recursive: true });
+process.on("exit", () => rmSync(OUT, { recursive: true, force: true }));
 const precompiled = await precompileTemplates();
 const result = await build({
   entryPoints: [path.join(SRC, "cli.ts")],
-  outfile: path.join(DIST, "cli.cjs"),
+  outfile: path.join(OUT, "cli.cjs"),
   bundle: true,
   platform: "node",
   format: "cjs",
@@ -287,18 +283,21 @@ const result = await build({
   sourcemap: "linked",
   metafile: true,
   logLevel: "warning",
-  plugins: [sourceEditsPlugin, stringWidthPlugin, lazyBuiltinsPlugin, precompiledTemplatesPlugin(precompiled)],
+  plugins: [importMetaUrlPlugin, lazyBuiltinsPlugin, precompiledTemplatesPlugin(precompiled)],
 });
-const unpatched = PATCHED_FILES.filter((file) => !patchedFiles.has(file));
-if (unpatched.length > 0) throw new Error(`bundle: yargs no longer loads ${unpatched.join(", ")}, which src/build/yargs-patches.mjs edits: update the patches for this yargs version`);
-const bundleText = await readFile(path.join(DIST, "cli.cjs"), "utf8");
+const bundleText = await readFile(path.join(OUT, "cli.cjs"), "utf8");
 const exportNames = await entryExports();
 // esbuild escapes every non-ASCII character (charset: "ascii"), so the bundle can be read as latin1,
 // which V8 turns into a string without decoding UTF-8.
 const encoding = /^[\x00-\x7f]*$/.test(bundleText) ? "latin1" : "utf8";
-await writeFile(path.join(DIST, "run.cjs"), loaderSource(bundleText.length, encoding));
-await writeFile(path.join(DIST, "cli.js"), esmFacadeSource(exportNames));
-const cacheSize = (await makeCodeCache()) ? (await stat(path.join(DIST, "cli.cache"))).size : 0;
+await writeFile(path.join(OUT, "run.cjs"), loaderSource(bundleText.length, encoding));
+await writeFile(path.join(OUT, "cli.js"), esmFacadeSource(exportNames));
+await publish();
+let cacheSize = 0;
+if (await makeCodeCache()) {
+  cacheSize = (await stat(path.join(OUT, "cli.cache"))).size;
+  renameSync(path.join(OUT, "cli.cache"), path.join(DIST, "cli.cache"));
+}
 console.log(
   `dist: cli.cjs ${(bundleText.length / 1024).toFixed(0)} KiB (${precompiled.count} templates precompiled), cli.cache ${(cacheSize / 1024).toFixed(0)} KiB, ${Math.round(performance.now() - started)} ms`,
 );

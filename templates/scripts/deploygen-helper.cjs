@@ -28,8 +28,8 @@
 //   - a comment with `=` on a last line that no newline ends (Node reads `#KEY=v` as key `#KEY`);
 //   - a carriage return that does not end a line (Node deletes it: `A=x<CR>B=y` reads A=xB=y), and
 //     a mix of CRLF and LF line endings (files are one or the other);
-//   - a UTF-8 byte order mark (Node makes it part of the first key) and a NUL byte (the records
-//     above, and every process environment, end a value there).
+//   - a UTF-8 byte order mark (Node makes it part of the first key), bytes that are not UTF-8
+//     (Node reads U+FFFD), and a NUL byte (the records above, and every environment, end there).
 // Anything else is Node's reading: spaces around keys and values are trimmed, tabs are kept,
 // `"..."` turns \n into a newline and nothing else, '...' and `...` are literal, and quoted values
 // may span lines.
@@ -55,10 +55,16 @@ function diagnose(kind, message, fix) {
 }
 
 /** The first line util.parseEnv would misread, as { line, message, fix }; null when the text is accepted. */
-function refusal(text) {
+function refusal(text, bytes) {
   const lineOf = (index) => text.slice(0, index).split('\n').length;
   const at = (index, message, fix) => ({ line: lineOf(index), message, fix });
   if (text.includes('\0')) return at(text.indexOf('\0'), 'contains a NUL byte', 'an env file is text: remove the NUL byte');
+  const utf8 = Buffer.from(text);
+  if (!utf8.equals(bytes)) {
+    let i = 0;
+    while (utf8[i] === bytes[i]) i++;
+    return { line: bytes.subarray(0, i).toString('latin1').split('\n').length, message: 'is not UTF-8 text (util.parseEnv reads U+FFFD instead)', fix: 'save the file as UTF-8 (for example: iconv -f latin1 -t utf-8)' };
+  }
   if (text.startsWith('\ufeff')) return at(0, 'starts with a UTF-8 byte order mark, which util.parseEnv makes part of the first key', 'save the file as UTF-8 without BOM');
   const loneCR = text.search(/\r(?!\n)/);
   if (loneCR >= 0) return at(loneCR, 'carriage return (CR) that does not end a line; util.parseEnv deletes it', 'use LF line endings (for example: dos2unix FILE)');
@@ -117,9 +123,9 @@ function userName(uid) {
 
 /** Reads and parses FILE: { env } or { errors: [[message, fix]...], missing }. */
 function readEnvFile(file, example = '') {
-  let text;
+  let bytes;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (error) {
     const name = show(file);
     if (error.code === 'ENOENT') {
@@ -139,7 +145,8 @@ function readEnvFile(file, example = '') {
     }
     return { errors: [[`${name} cannot be read: ${error.code === 'EISDIR' ? 'it is a folder' : error.message}`, 'point the manifest at an env file']] };
   }
-  const refused = refusal(text);
+  const text = bytes.toString('utf8');
+  const refused = refusal(text, bytes);
   if (refused) return { errors: [[`${show(file)}${refused.line ? `:${refused.line}` : ''}: ${refused.message}`, refused.fix.replace('FILE', shellWord(file))]] };
   return { env: parseEnv(text) };
 }

@@ -309,6 +309,16 @@ describe('env-values', () => {
     expect(r.lines).toEqual([`error\t${missing} is missing`, `fix\tcreate it, set its values, then chmod 600 ${missing}`]);
   });
 
+  it('refuses bytes that are not UTF-8 (util.parseEnv would read U+FFFD) and keeps a real U+FFFD', () => {
+    const latin1 = writeEnv(Buffer.from('A=1\nB=caf\xe9\n', 'latin1'));
+    expect(parseEnv(readFileSync(latin1, 'utf8'))).toEqual({ A: '1', B: 'caf\ufffd' });
+    const r = helper(['env-values', latin1]);
+    expect(r.status).toBe(1);
+    expect(r.lines[0]).toBe(`error\t${latin1}:2: is not UTF-8 text (util.parseEnv reads U+FFFD instead)`);
+    const real = helper(['env-values', writeEnv('A=\ufffd ok\n')]);
+    expect([real.status, records(real.stdout)]).toEqual([0, [['A', '\ufffd ok']]]);
+  });
+
   it('does not warn about the mode (env-check does)', () => {
     const r = helper(['env-values', writeEnv('A=1\n', 0o644)]);
     expect(r.status).toBe(0);

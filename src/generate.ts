@@ -7,7 +7,7 @@ import type { FileOutput } from "./outputs/types.js";
 import { ecosystemOutputs, moduleMarkerOutput } from "./outputs/ecosystem.js";
 import { systemdOutputs } from "./outputs/systemd.js";
 import { logrotateOutputs } from "./outputs/logrotate.js";
-import { scriptOutputs, libraryOutput } from "./outputs/scripts.js";
+import { scriptOutputs, sharedScriptOutputs } from "./outputs/scripts.js";
 import { UserError } from "./errors.js";
 
 export interface GenerationPlan {
@@ -30,7 +30,7 @@ export function planGeneration(loaded: LoadedManifest, options: { environments?:
   }
   const renderer = options.renderer ?? createRenderer();
   const environments = project.environments.filter((environment) => !wanted || wanted.includes(environment.name));
-  const files = [libraryOutput(project, renderer), moduleMarkerOutput(project, renderer), ...environments.flatMap((environment) => BUILDERS.flatMap((build) => build(project, environment, renderer)))];
+  const files = [...sharedScriptOutputs(project), moduleMarkerOutput(project, renderer), ...environments.flatMap((environment) => BUILDERS.flatMap((build) => build(project, environment, renderer)))];
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return { project, output: project.output, files };
 }

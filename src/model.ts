@@ -37,21 +37,29 @@ export interface ResolvedApp {
   build: string[];
   /** Files the build reads, relative to cwd (paths or find -path patterns); undefined: the whole cwd tree. */
   buildInputs?: string[];
-  /** Where the deploy keeps the hash of the inputs of the last successful install and build (project-relative). */
-  installStateFile: string;
-  buildStateFile: string;
-  /** Files (relative to cwd) that must exist for an unchanged install or build to be skipped. */
-  stepOutputs: string[];
+  /** What the install writes (relative to cwd): reused by a release whose install inputs are unchanged. */
+  installOutputs: string[];
+  /** What the build writes (relative to cwd): kept aside during an in-place build; reused by an unchanged release. */
+  buildOutputs: string[];
   verifyFiles: string[];
   verifyCommands: string[];
-  /** A build output folder kept aside during a build so a failed build can be rolled back (relative to cwd). */
-  buildOutputDir?: string;
   health?: ResolvedHealth;
   interpreter: "none" | "node";
   execMode: "fork" | "cluster";
+  /** As PM2 takes it: a count, 0 for one per CPU of the host, -N for one per CPU but N (at least one). */
   instances: number;
   killTimeoutMs: number;
   listenTimeoutMs: number;
+  /** PM2 process options; absent: PM2's default. */
+  maxMemory?: string;
+  maxRestarts?: number;
+  minUptimeMs?: number;
+  /** A fixed restart delay; absent: exponential back-off. */
+  restartDelayMs?: number;
+  nodeArgs?: string[];
+  logDateFormat?: string;
+  waitReady: boolean;
+  cronRestart?: string;
   outLog: string;
   errorLog: string;
 }
@@ -74,10 +82,15 @@ export interface ResolvedEnvironment {
   group?: string;
   alertWebhookEnv?: string;
   healthIntervalSeconds: number;
+  /** Project-relative state folder of the deploy: lock, step records, releases. */
+  stateDir: string;
+  /** Immutable releases with automatic rollback; absent: deployed in place. */
+  releases?: { keep: number; shared: string[] };
+  /** Project-relative folder the apps' cwd are under: "." in place, the stable "current" link with releases. */
+  appsRoot: string;
+  minFreeDiskMB: number;
   /** Rotation of the apps' logs (logrotate size and rotate count). */
   logs: { maxSize: string; keep: number };
-  /** Project-relative folder of the deploy's record of unchanged install and build inputs. */
-  stateDir: string;
   startTimeoutSeconds: number;
   stopTimeoutSeconds: number;
   files: EnvironmentFiles;
@@ -109,6 +122,13 @@ function posixNormalize(value: string): string {
   return normalized === "" ? "." : normalized;
 }
 
+/** What an install writes: node_modules for Node.js apps, the virtualenv a Python app runs from. */
+function installOutputsOf(runtime: Runtime, script: string): string[] {
+  if (runtime === "node" || runtime === "nextjs") return ["node_modules"];
+  const venv = /^(.+)\/bin\/python[0-9.]*$/.exec(posixNormalize(script));
+  return runtime === "python" && venv && !path.posix.isAbsolute(venv[1]!) ? [venv[1]!] : [];
+}
+
 /** A build input as the deploy script's find -path test takes it ("./" dropped; "." is everything). */
 function buildInputPattern(input: string): string {
   const normalized = posixNormalize(input.replace(/^(\.\/)+/, ""));
@@ -121,8 +141,8 @@ function resolveApp(manifest: Manifest, envName: string, key: string, declared: 
   const host = port === undefined ? undefined : app.host ?? DEFAULT_HOST;
   const substitute = (arg: string) => (port === undefined ? arg : arg.split("{port}").join(String(port)));
   const isNext = app.runtime === "nextjs";
-  const args = isNext ? ["start", "-H", host ?? DEFAULT_HOST, "-p", String(port)] : app.args.map(substitute);
-  const instances = app.instances ?? 1;
+  const args = isNext ? ["start", "-H", host ?? DEFAULT_HOST, "-p", String(port)] : [...(app.runtime === "python" ? app.interpreterArgs ?? [] : []), ...app.args.map(substitute)];
+  const instances = app.instances === "max" ? 0 : app.instances ?? 1;
   const clusterCapable = app.runtime === "node" || app.runtime === "nextjs";
   const enforcedEnv: [string, string][] = [];
   if (port !== undefined) enforcedEnv.push(["HOST", host ?? DEFAULT_HOST], ["PORT", String(port)]);
@@ -134,7 +154,6 @@ function resolveApp(manifest: Manifest, envName: string, key: string, declared: 
   const logs = appLogFiles(pm2Name);
   const script = isNext ? "node_modules/.bin/next" : (app.script as string);
   const verifyFiles = [...(app.verify?.files ?? []), ...(isNext ? [".next/BUILD_ID"] : [])];
-  const stateDir = environmentStateDir(envName);
   return {
     key,
     pm2Name,
@@ -148,21 +167,26 @@ function resolveApp(manifest: Manifest, envName: string, key: string, declared: 
     install: app.install,
     build: app.build,
     ...(app.buildInputs !== undefined ? { buildInputs: app.buildInputs.map(buildInputPattern) } : {}),
-    installStateFile: `${stateDir}/${key}.install`,
-    buildStateFile: `${stateDir}/${key}.build`,
-    // The program PM2 runs counts as an output when it is a file in the project (not a command on PATH).
-    stepOutputs: [...new Set([...verifyFiles, ...(script.includes("/") && !path.posix.isAbsolute(script) ? [posixNormalize(script)] : [])])],
+    installOutputs: installOutputsOf(app.runtime, script),
+    buildOutputs: (app.buildOutputs ?? (isNext ? [".next"] : [])).map(posixNormalize),
     verifyFiles,
     verifyCommands: app.verify?.commands ?? [],
-    ...(isNext ? { buildOutputDir: ".next" } : {}),
     ...(app.health && port !== undefined
       ? { health: { url: `http://${HEALTH_PROBE_HOST}:${port}${app.health.path}`, timeoutSeconds: app.health.timeoutSeconds } }
       : {}),
     interpreter: app.runtime === "node" || app.runtime === "nextjs" ? "node" : "none",
-    execMode: clusterCapable && instances > 1 ? "cluster" : "fork",
+    execMode: clusterCapable && (app.execMode === "cluster" || (app.execMode === undefined && instances !== 1)) ? "cluster" : "fork",
     instances,
     killTimeoutMs: app.stopTimeoutSeconds * 1000,
     listenTimeoutMs: (app.health?.timeoutSeconds ?? 60) * 1000,
+    ...(app.maxMemory !== undefined ? { maxMemory: app.maxMemory } : {}),
+    ...(app.maxRestarts !== undefined ? { maxRestarts: app.maxRestarts } : {}),
+    ...(app.minUptimeSeconds !== undefined ? { minUptimeMs: app.minUptimeSeconds * 1000 } : {}),
+    ...(app.restartDelaySeconds !== undefined ? { restartDelayMs: Math.round(app.restartDelaySeconds * 1000) } : {}),
+    ...(app.nodeArgs !== undefined && clusterCapable ? { nodeArgs: app.nodeArgs.map(substitute) } : {}),
+    ...(app.logDateFormat !== undefined ? { logDateFormat: app.logDateFormat } : {}),
+    waitReady: app.waitReady === true,
+    ...(app.cronRestart !== undefined ? { cronRestart: app.cronRestart.trim().split(/\s+/).join(" ") } : {}),
     outLog: logs.out,
     errorLog: logs.err,
   };
@@ -199,8 +223,11 @@ export function resolveProject(manifest: Manifest, manifestName: string): Resolv
       ...(environment.systemd?.group !== undefined ? { group: environment.systemd.group } : {}),
       ...(environment.alerts ? { alertWebhookEnv: environment.alerts.webhookEnv } : {}),
       healthIntervalSeconds: environment.healthIntervalSeconds,
-      logs: { maxSize: environment.logs.maxSize, keep: environment.logs.keep },
       stateDir: environmentStateDir(envName),
+      ...(environment.releases ? { releases: { keep: environment.releases.keep, shared: environment.releases.shared.map(posixNormalize) } } : {}),
+      appsRoot: environment.releases ? `${environmentStateDir(envName)}/current` : ".",
+      minFreeDiskMB: environment.minFreeDiskMB,
+      logs: { maxSize: environment.logs.maxSize, keep: environment.logs.keep },
       startTimeoutSeconds: healthBudget + SYSTEMD_TIMEOUT_MARGIN_SECONDS + 60,
       stopTimeoutSeconds: stopBudget + SYSTEMD_TIMEOUT_MARGIN_SECONDS,
       files: environmentFiles(envName, manifest.project),

@@ -8,6 +8,8 @@ export const LOGS_DIR = "logs";
 export const SCRIPTS_DIR = "scripts";
 /** The scripts' shared function library, relative to the output folder. */
 export const SCRIPTS_LIBRARY = `${SCRIPTS_DIR}/deploygen-lib.sh`;
+/** The Node.js helper of the scripts (env files, PM2's process list, ports), relative to the output folder. */
+export const SCRIPTS_HELPER = `${SCRIPTS_DIR}/deploygen-helper.cjs`;
 
 /** The PM2 namespace of one environment, also the prefix of its systemd units: `<project>-<env>`. */
 export function namespaceName(project: string, env: string): string {
@@ -60,6 +62,9 @@ export interface EnvironmentFiles {
   stop: string;
   healthCheck: string;
   installSystemd: string;
+  rollback: string;
+  /** The environment's data, sourced by its scripts. */
+  config: string;
   /** logrotate configuration of <root>/logs; install-systemd puts the root in and installs it into /etc/logrotate.d. */
   logrotate: string;
 }
@@ -77,13 +82,15 @@ export function environmentFiles(env: string, project: string): EnvironmentFiles
     stop: `${SCRIPTS_DIR}/stop-${env}.sh`,
     healthCheck: `${SCRIPTS_DIR}/health-check-${env}.sh`,
     installSystemd: `${SCRIPTS_DIR}/install-systemd-${env}.sh`,
+    rollback: `${SCRIPTS_DIR}/rollback-${env}.sh`,
+    config: `${SCRIPTS_DIR}/config-${env}.sh`,
     logrotate: `logrotate/${project}-${env}.conf`,
   };
 }
 
 /** The deploy's state folder of one environment, relative to the project root (never generated, never committed). */
 export function environmentStateDir(env: string): string {
-  return `.deploygen/state/${env}`;
+  return `.deploygen/${env}`;
 }
 
 // Turning free-form names (folder names, PM2 app names, Procfile process types) into names

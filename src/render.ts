@@ -168,12 +168,8 @@ export type TemplateName =
   | "systemd/health.service"
   | "systemd/health.timer"
   | "logrotate/logrotate.conf"
-  | "scripts/deploygen-lib.sh"
-  | "scripts/deploy.sh"
-  | "scripts/start.sh"
-  | "scripts/stop.sh"
-  | "scripts/health-check.sh"
-  | "scripts/install-systemd.sh";
+  | "scripts/config.sh"
+  | "scripts/command.sh";
 
 export interface Renderer {
   /**

@@ -89,6 +89,55 @@ export const VerifySchema = described(
 
 export const RUNTIMES = ["python", "node", "nextjs", "command"] as const;
 
+/** A memory size as PM2's max_memory_restart takes it: whole number and unit. */
+export const MEMORY_SIZE_PATTERN = /^[1-9][0-9]*[KMG]$/;
+
+// Process options of PM2 that real ecosystem files set, as app fields (also overridable per environment).
+const instancesField = described(
+  z.optional(z.union([wholeNumber(-64, 64), z.literal("max")])),
+  "node and nextjs only: run this many workers in PM2 cluster mode (zero-downtime reload). max: one per CPU of the host; a negative number -N: one per CPU but N (at least one).",
+);
+const execModeField = described(
+  z.optional(z.enum(["fork", "cluster"])),
+  "PM2 exec mode. Default: cluster for a node or nextjs app with instances other than 1, else fork. cluster with one instance keeps reloads zero-downtime (PM2 starts the new worker before stopping the old one).",
+);
+const maxMemoryField = described(
+  z.optional(z.string().check(z.regex(MEMORY_SIZE_PATTERN, "a memory size is a whole number followed by K, M or G (for example 512M or 1G)"))),
+  "Restart the app gracefully when its resident memory exceeds this size (PM2 max_memory_restart; PM2 checks every 30 s). A whole number with K, M or G, for example 512M or 1G.",
+);
+const maxRestartsField = described(
+  z.optional(wholeNumber(0, 100000)),
+  "How many restarts in a row of an app that keeps dying sooner than minUptimeSeconds before PM2 gives up and leaves it errored (PM2 max_restarts; PM2's default 16).",
+);
+const minUptimeField = described(
+  z.optional(wholeNumber(1, 86400)),
+  "An app that exits sooner than this after starting counts as an unstable restart, towards maxRestarts (PM2 min_uptime; PM2's default 1 s).",
+);
+const restartDelayField = described(
+  z.optional(z.number().check(z.gte(0), z.lte(3600))),
+  "Fixed wait before PM2 restarts a crashed app, in seconds (PM2 restart_delay). Default: PM2's exponential back-off from 0.1 s up to 15 s.",
+);
+const nodeArgsField = described(
+  z.optional(z.array(argument)),
+  'node and nextjs only: options for node itself, before the script (PM2 node_args), for example ["--max-old-space-size=4096", "--enable-source-maps"].',
+);
+const interpreterArgsField = described(
+  z.optional(z.array(argument)),
+  'python only: options for the Python interpreter, placed before args (for example ["-u", "-X", "utf8"]).',
+);
+const logDateFormatField = described(
+  z.optional(z.string().check(z.minLength(1, "logDateFormat must not be empty"), z.regex(/^[^\0\n\r]*$/, "logDateFormat is one line"))),
+  'Timestamp format at the start of each log line, in Day.js tokens (PM2 log_date_format), for example "YYYY-MM-DD HH:mm:ss Z". Default: YYYY-MM-DDTHH:mm:ss (PM2 time).',
+);
+const waitReadyField = described(
+  z.optional(z.boolean()),
+  "node only: PM2 counts the app online when it calls process.send('ready') rather than as soon as it is started, waiting at most health.timeoutSeconds (PM2 wait_ready and listen_timeout). deploy still waits for the health URL.",
+);
+const cronRestartField = described(
+  z.optional(z.string().check(z.minLength(1, "cronRestart must not be empty"))),
+  'Restart the app on a schedule: a cron expression of 5 fields (minute hour day month weekday) or 6 (with seconds first), in the host\'s time zone (PM2 cron_restart), for example "0 4 * * *".',
+);
+
 export const AppSchema = z.strictObject({
   runtime: described(
     z.enum(RUNTIMES),
@@ -112,10 +161,24 @@ export const AppSchema = z.strictObject({
     z.optional(z.array(relativePath("a build input"))),
     "Files the build reads, relative to cwd: paths (a folder means everything in it) or patterns as in find -path (\"*\" also matches \"/\"). The deploy skips the build while these, the build commands and the dependency files are unchanged. Default: everything in cwd except dot-folders (.next, .git, .venv...), node_modules, logs and __pycache__.",
   ),
+  buildOutputs: described(
+    z.optional(z.array(relativePath("a build output"))),
+    "What the build writes, relative to cwd (for example dist). Deploying in place, these are kept aside during a build and put back if it fails or is interrupted; with releases, a release whose build inputs are unchanged reuses them from the previous release. Implied for nextjs: .next.",
+  ),
   verify: z.optional(VerifySchema),
   health: z.optional(HealthSchema),
-  instances: described(z.optional(wholeNumber(1, 64)), "node and nextjs only: run this many workers in PM2 cluster mode (zero-downtime reload)."),
+  instances: instancesField,
+  execMode: execModeField,
   stopTimeoutSeconds: described(z._default(wholeNumber(1, 600), 10), "Grace period between the stop signal and SIGKILL (PM2 kill_timeout)."),
+  maxMemory: maxMemoryField,
+  maxRestarts: maxRestartsField,
+  minUptimeSeconds: minUptimeField,
+  restartDelaySeconds: restartDelayField,
+  nodeArgs: nodeArgsField,
+  interpreterArgs: interpreterArgsField,
+  logDateFormat: logDateFormatField,
+  waitReady: waitReadyField,
+  cronRestart: cronRestartField,
 });
 
 /** Per-environment overrides of app fields. */
@@ -128,6 +191,16 @@ export const AppOverrideSchema = described(
     instances: AppSchema.shape.instances,
     health: z.optional(HealthSchema),
     stopTimeoutSeconds: z.optional(wholeNumber(1, 600)),
+    execMode: execModeField,
+    maxMemory: maxMemoryField,
+    maxRestarts: maxRestartsField,
+    minUptimeSeconds: minUptimeField,
+    restartDelaySeconds: restartDelayField,
+    nodeArgs: nodeArgsField,
+    interpreterArgs: interpreterArgsField,
+    logDateFormat: logDateFormatField,
+    waitReady: waitReadyField,
+    cronRestart: cronRestartField,
   }),
   "Fields of an app that differ in this environment.",
 );
@@ -148,6 +221,17 @@ export const AlertsSchema = described(
     webhookEnv: described(envKey, "Name of a variable in the env file that holds the webhook URL the health check POSTs to on failure and on recovery."),
   }),
   "Alerting from the health check.",
+);
+
+export const ReleasesSchema = described(
+  z.strictObject({
+    keep: described(z._default(wholeNumber(2, 100), 5), "How many releases to keep on the host (the live one and the rollback target are never removed)."),
+    shared: described(
+      z._default(z.array(relativePath("a shared path")), []),
+      "Project-relative folders every release links to instead of copying (uploads, data). The env file and logs/ are always outside releases.",
+    ),
+  }),
+  "Deploy into immutable release folders with an atomic switch and automatic rollback. Without it, the checkout is deployed in place.",
 );
 
 /** logrotate's size syntax: bytes, or a whole number of k, M or G. */
@@ -177,6 +261,11 @@ export const EnvironmentSchema = z.strictObject({
   pm2Home: described(z.optional(relativePath("pm2Home")), "PM2_HOME for scripts and the unit: relative to the project root, or absolute. Default: ~/.pm2 of the service user."),
   alerts: z.optional(AlertsSchema),
   healthIntervalSeconds: described(z._default(wholeNumber(10, 86400), 60), "How often the generated systemd timer runs the health check."),
+  releases: z.optional(ReleasesSchema),
+  minFreeDiskMB: described(
+    z._default(wholeNumber(0, 1048576), 1024),
+    "Pre-flight refuses to deploy with less free disk (MB) where the state folder lives. Default 1024: an npm install plus a Next.js build write a few hundred MB, and a deploy that fills the disk fails halfway.",
+  ),
   // zod 4 returns a default as it is (not parsed): it carries both fields.
   logs: z._default(LogsSchema, () => ({ maxSize: "10M", keep: 7 })),
   hosts: z.optional(HostsSchema),

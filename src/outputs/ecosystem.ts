@@ -29,11 +29,19 @@ export function pm2Options(app: ResolvedApp, namespace: string): Record<string, 
     exec_mode: app.execMode,
     instances: app.instances,
     autorestart: true,
-    exp_backoff_restart_delay: 100,
+    // PM2 uses exp_backoff_restart_delay over restart_delay when both are set.
+    ...(app.restartDelayMs !== undefined ? { restart_delay: app.restartDelayMs } : { exp_backoff_restart_delay: 100 }),
     kill_timeout: app.killTimeoutMs,
     listen_timeout: app.listenTimeoutMs,
     merge_logs: true,
-    time: true,
+    // PM2's time option replaces log_date_format with its own format.
+    ...(app.logDateFormat !== undefined ? { log_date_format: app.logDateFormat } : { time: true }),
+    ...(app.nodeArgs !== undefined ? { node_args: app.nodeArgs } : {}),
+    ...(app.maxMemory !== undefined ? { max_memory_restart: app.maxMemory } : {}),
+    ...(app.maxRestarts !== undefined ? { max_restarts: app.maxRestarts } : {}),
+    ...(app.minUptimeMs !== undefined ? { min_uptime: app.minUptimeMs } : {}),
+    ...(app.waitReady ? { wait_ready: true } : {}),
+    ...(app.cronRestart !== undefined ? { cron_restart: app.cronRestart } : {}),
   };
 }
 
@@ -45,6 +53,8 @@ export const ecosystemOutputs: OutputBuilder = (project, environment, renderer) 
       header: commentHeader(project, "//"),
       rootEnvVar: project.rootEnvVar,
       rootFromOutput: project.rootFromOutput,
+      releases: environment.releases !== undefined,
+      appsRoot: environment.appsRoot,
       envFile: environment.envFile ?? null,
       apps: environment.apps.map((app) => ({
         pm2: pm2Options(app, environment.namespace),

@@ -1,101 +1,101 @@
-// The shell scripts: one shared function library and five per-environment scripts.
+// The shell scripts: a fixed function library and Node.js helper shared by every environment, and
+// per environment its data (config-<env>.sh) plus one short script per command.
 import path from "node:path";
+import { readFileSync } from "node:fs";
 import type { OutputBuilder, FileOutput } from "./types.js";
 import type { ResolvedProject, ResolvedEnvironment, ResolvedApp } from "../model.js";
-import type { Renderer } from "../render.js";
+import { TEMPLATES_DIR, type Renderer } from "../render.js";
 import { commentHeader } from "./header.js";
+import { SCRIPTS_DIR, SCRIPTS_HELPER, SCRIPTS_LIBRARY, LOGS_DIR } from "../names.js";
 
-const SCRIPTS_DIR = "scripts";
+const lines = (list: string[]) => list.join("\n");
 
 function appView(app: ResolvedApp) {
-  const inCwd = (file: string) => path.posix.join(app.cwd, file);
   return {
     key: app.key,
     pm2Name: app.pm2Name,
     shellName: app.key.replace(/-/g, "_"),
     cwd: app.cwd,
     port: app.port ?? null,
-    portText: app.port === undefined ? "" : String(app.port),
+    health: app.health ?? null,
+    verifyFiles: lines(app.verifyFiles),
+    installOutputs: app.install.length > 0 ? lines(app.installOutputs) : "",
+    buildOutputs: app.build.length > 0 ? lines(app.buildOutputs) : "",
+    buildInputs: lines(app.buildInputs ?? []),
     install: app.install,
     build: app.build,
-    // What decides whether an unchanged install or build is skipped (dg_cached_step in the library).
-    hasSteps: app.install.length > 0 || app.build.length > 0,
-    installText: app.install.join("\n"),
-    buildText: app.build.join("\n"),
-    buildInputsKind: app.buildInputs === undefined ? "tree" : "files",
-    buildInputs: app.buildInputs ?? [],
-    stepOutputs: app.stepOutputs.map(inCwd),
-    installState: app.installStateFile,
-    buildState: app.buildStateFile,
-    buildStateDeferred: app.buildOutputDir !== undefined,
     verifyCommands: app.verifyCommands,
-    verifyFiles: app.verifyFiles.map((file) => ({
-      path: inCwd(file),
-      missingMessage: `${app.key}: ${inCwd(file)} is missing after install and build; nothing was restarted, the running version keeps serving`,
-      fix: `check the install and build steps of ${app.key} in the manifest (run them by hand in ${app.cwd} to see why ${file} is not produced)`,
-    })),
-    health: app.health ? { url: app.health.url, timeoutSeconds: app.health.timeoutSeconds, timeoutText: String(app.health.timeoutSeconds) } : null,
-    errorLog: app.errorLog,
-    installLabel: `install ${app.key} (in ${app.cwd})`,
-    installFix: `fix the install error above, or the install commands of ${app.key} in the manifest, then deploy again`,
-    buildLabel: `build ${app.key} (in ${app.cwd})`,
-    buildFix: `fix the build error above, then deploy again (the previous build is still in place)`,
-    verifyLabel: `verify ${app.key}`,
-    verifyFix: `fix what the verify command of ${app.key} reports (usually a missing dependency: check the install step), then deploy again (with --force to redo install and build even when their inputs are unchanged)`,
   };
 }
 
-export function scriptView(project: ResolvedProject, environment: ResolvedEnvironment) {
+/** Paths a release never copies (relative to the root): env file, build and install outputs, shared folders. */
+function releaseExcludes(environment: ResolvedEnvironment): string[] {
+  const inApps = environment.apps.flatMap((app) => [...app.installOutputs, ...app.buildOutputs].map((file) => path.posix.join(app.cwd, file)));
+  return [...new Set([...(environment.envFile ? [environment.envFile] : []), LOGS_DIR, ...inApps, ...(environment.releases?.shared ?? [])])];
+}
+
+export function configView(project: ResolvedProject, environment: ResolvedEnvironment) {
   const fromScripts = (file: string) => path.posix.relative(SCRIPTS_DIR, file);
-  const scriptName = (file: string) => path.posix.basename(file);
+  const files = environment.files;
   return {
     header: commentHeader(project, "#"),
     project: project.project,
     environment: environment.name,
     namespace: environment.namespace,
+    user: environment.user,
     rootEnvVar: project.rootEnvVar,
     rootFromScripts: project.rootFromScripts,
-    ecosystemPath: path.posix.join(project.output, environment.files.ecosystem),
-    unitPrefix: environment.unitPrefix,
-    healthUnitPrefix: environment.healthUnitPrefix,
-    unitTemplate: environment.unitTemplate,
-    healthUnitTemplate: environment.healthUnitTemplate,
-    healthTimerTemplate: environment.healthTimerTemplate,
-    unitFromScripts: fromScripts(environment.files.unit),
-    healthUnitFromScripts: fromScripts(environment.files.healthUnit),
-    healthTimerFromScripts: fromScripts(environment.files.healthTimer),
-    user: environment.user,
-    envFile: environment.envFile ?? null,
-    envFileText: environment.envFile ?? "",
-    exampleFile: environment.exampleFile ?? null,
-    requiredEnv: environment.requiredEnv,
-    alertWebhookEnv: environment.alertWebhookEnv ?? null,
+    ecosystemPath: path.posix.join(project.output, files.ecosystem),
     pm2Home: { kind: environment.pm2Home.kind, value: environment.pm2Home.kind === "default" ? "" : environment.pm2Home.path },
-    deployScriptName: scriptName(environment.files.deploy),
-    startScriptName: scriptName(environment.files.start),
-    stopScriptName: scriptName(environment.files.stop),
-    healthCheckScriptName: scriptName(environment.files.healthCheck),
-    installSystemdScriptName: scriptName(environment.files.installSystemd),
-    buildOutputs: environment.apps.filter((app) => app.buildOutputDir !== undefined && app.build.length > 0).map((app) => path.posix.join(app.cwd, app.buildOutputDir as string)),
+    maxHealthTimeout: String(Math.max(0, ...environment.apps.map((app) => app.health?.timeoutSeconds ?? 0))),
+    envFile: environment.envFile ?? "",
+    exampleFile: environment.exampleFile ?? "",
+    requiredEnv: environment.requiredEnv,
+    alertWebhookEnv: environment.alertWebhookEnv ?? "",
+    minFreeDiskMB: String(environment.minFreeDiskMB),
+    releasesKeep: String(environment.releases?.keep ?? 0),
+    shared: environment.releases?.shared ?? [],
+    releaseExcludes: lines(releaseExcludes(environment)),
+    unitPrefix: environment.unitPrefix,
+    unitFiles: [files.unit, files.healthUnit, files.healthTimer].map(fromScripts),
+    scripts: Object.fromEntries(
+      (["deploy", "start", "stop", "rollback"] as const).map((name) => [name, path.posix.basename(files[name])]).concat([["install-systemd", path.posix.basename(files.installSystemd)]]),
+    ),
     apps: environment.apps.map(appView),
   };
 }
 
-export const LIBRARY_PATH = `${SCRIPTS_DIR}/deploygen-lib.sh`;
+/** One short script per command: its data comes from config-<env>.sh, its logic from the library. */
+const COMMANDS = [
+  { file: "deploy", fn: "dg_deploy", says: (e: string) => `Deploys ${e}: pre-flight, install, build, verify, start or reload, wait for health (--help).` },
+  { file: "start", fn: "dg_start", says: (e: string) => `Starts ${e} (through systemd where its unit is installed) and waits for health.` },
+  { file: "stop", fn: "dg_stop", says: (e: string) => `Stops ${e} gracefully: each app gets its kill_timeout; never \`pm2 stop all\`.` },
+  { file: "healthCheck", fn: "dg_health_check", says: (e: string) => `Probes ${e}; restarts only an app that fails and waits for it (the health timer runs this).` },
+  { file: "installSystemd", fn: "dg_install_systemd", says: (e: string) => `Installs and enables the systemd units of ${e} for this checkout, and starts its health timer.` },
+  { file: "rollback", fn: "dg_rollback", says: (e: string) => `Switches ${e} to the previous (or named) release and waits for health.` },
+] as const;
 
-/** The function library holds no environment data: it is generated once for all environments. */
-export function libraryOutput(project: ResolvedProject, renderer: Renderer): FileOutput {
-  return { path: LIBRARY_PATH, mode: 0o755, content: renderer.render("scripts/deploygen-lib.sh", { header: commentHeader(project, "#") }) };
+/** The fixed files every environment shares: the library and the Node.js helper, behind the header. */
+export function sharedScriptOutputs(project: ResolvedProject): FileOutput[] {
+  const fixed = (name: string, target: string, shebang: string, comment: "#" | "//"): FileOutput => ({
+    path: target,
+    mode: 0o755,
+    content: `${shebang}\n${commentHeader(project, comment)}\n${readFileSync(path.join(TEMPLATES_DIR, "scripts", name), "utf8")}`,
+  });
+  return [fixed("deploygen-lib.sh", SCRIPTS_LIBRARY, "# shellcheck shell=bash", "#"), fixed("deploygen-helper.cjs", SCRIPTS_HELPER, "#!/usr/bin/env node", "//")];
 }
 
-export const scriptOutputs: OutputBuilder = (project, environment, renderer) => {
-  const view = scriptView(project, environment);
-  const files = environment.files;
+export const scriptOutputs: OutputBuilder = (project, environment, renderer: Renderer) => {
+  const view = configView(project, environment);
+  const label = `${project.project} (${environment.name})`;
+  const configName = path.posix.basename(environment.files.config);
+  const commands = COMMANDS.filter((command) => command.file !== "rollback" || environment.releases !== undefined);
   return [
-    { path: files.deploy, mode: 0o755, content: renderer.render("scripts/deploy.sh", view) },
-    { path: files.start, mode: 0o755, content: renderer.render("scripts/start.sh", view) },
-    { path: files.stop, mode: 0o755, content: renderer.render("scripts/stop.sh", view) },
-    { path: files.healthCheck, mode: 0o755, content: renderer.render("scripts/health-check.sh", view) },
-    { path: files.installSystemd, mode: 0o755, content: renderer.render("scripts/install-systemd.sh", view) },
+    { path: environment.files.config, mode: 0o644, content: renderer.render("scripts/config.sh", view) },
+    ...commands.map((command) => ({
+      path: environment.files[command.file],
+      mode: 0o755,
+      content: renderer.render("scripts/command.sh", { header: view.header, description: command.says(label), environment: environment.name, configName, functionName: command.fn }),
+    })),
   ];
 };

@@ -183,9 +183,164 @@ function envValues(file, ...keys) {
   return 0;
 }
 
+// ----- PM2, ports, files and alerts for the deploy ---------------------------------------------
+const path = require('node:path');
+
+/** `pm2 jlist`'s process list; PM2 may print lines such as "[PM2] Spawning PM2 daemon" before it. */
+function readProcessList(file) {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (!lines[i].startsWith('[')) continue;
+    try {
+      const list = JSON.parse(lines.slice(i).join('\n'));
+      if (Array.isArray(list)) return list;
+    } catch {}
+  }
+  throw new Error(`pm2 jlist printed no process list: ${JSON.stringify(lines[0].slice(0, 120))}`);
+}
+
+function pm2List(file) {
+  for (const p of readProcessList(file)) {
+    const env = p.pm2_env || {};
+    process.stdout.write([p.name, env.namespace, env.status, p.pid, env.exec_mode, env.pm_cwd].join('\t') + '\n');
+  }
+  return 0;
+}
+
+// `pm2 reload` keeps an app's folder, program, interpreter, mode, instances and log files of its
+// first start, and adds or updates variables but never removes one: an app whose settings differ
+// from the ecosystem file's, or that has a variable the file no longer sets, is started afresh.
+function pm2Changed(file, ecosystem, namespace) {
+  const wanted = new Map(require(path.resolve(ecosystem)).apps.map((app) => [app.name, app]));
+  const names = (list) => (typeof list === 'string' && list !== '' ? list.split(',') : []);
+  const changed = new Set();
+  for (const p of readProcessList(file)) {
+    const env = p.pm2_env || {};
+    const app = wanted.get(p.name);
+    if (env.namespace !== namespace || !app) continue;
+    const cwd = path.resolve(app.cwd);
+    const same =
+      env.pm_cwd === cwd &&
+      (!app.script.includes('/') || env.pm_exec_path === path.resolve(cwd, app.script)) &&
+      env.exec_interpreter === app.interpreter &&
+      env.exec_mode === `${app.exec_mode}_mode` &&
+      Number(env.instances) === Number(app.instances) &&
+      env.pm_out_log_path === app.out_file &&
+      env.pm_err_log_path === app.error_file;
+    const kept = new Set(names(app.env.DEPLOYGEN_ENV_KEYS));
+    if (!same || names((env.env || {}).DEPLOYGEN_ENV_KEYS).some((key) => !kept.has(key))) changed.add(p.name);
+  }
+  for (const name of changed) process.stdout.write(`${name}\n`);
+  return 0;
+}
+
+/** The parent of a process, from /proc (0 when it is gone). */
+const parentOf = (pid) => Number((fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] || '').split(' ')[1]) || 0;
+
+// Processes listening on TCP PORT that are not OURS (given PIDs or their descendants): one line
+// each, "PID<TAB>command line", or "?" for a listener this user cannot see.
+function portOwners(port, ...ours) {
+  const hex = `:${Number(port).toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try { text = fs.readFileSync(table, 'utf8'); } catch {}
+    for (const row of text.split('\n').slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f[3] === '0A' && f[1]?.endsWith(hex)) inodes.add(`socket:[${f[9]}]`);
+    }
+  }
+  if (inodes.size === 0) return 0;
+  const found = new Set();
+  for (const pid of fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    let fds = [];
+    try { fds = fs.readdirSync(`/proc/${pid}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      try { if (inodes.has(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))) found.add(Number(pid)); } catch {}
+    }
+  }
+  const mine = new Set(ours.map(Number).filter(Boolean));
+  const isOurs = (pid) => {
+    for (let p = pid; p > 1; ) { if (mine.has(p)) return true; try { p = parentOf(p); } catch { return false; } }
+    return false;
+  };
+  if (found.size === 0) process.stdout.write('?\tan unidentified process\n');
+  for (const pid of found) {
+    if (isOurs(pid)) continue;
+    let command = '';
+    try { command = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim().slice(0, 80); } catch {}
+    process.stdout.write(`${pid}\t${command}\n`);
+  }
+  return 0;
+}
+
+const lines = (list) => list.split('\n').filter(Boolean);
+const within = (file, dirs) => dirs.some((dir) => file === dir || file.startsWith(`${dir}/`));
+/** find -path style pattern ("*" also matches "/") as a regular expression. */
+const patternRegex = (pattern) => new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}(/.*)?$`);
+
+// What decides whether an install is redone: dependency manifests and lock files. A build: those,
+// and every file of the app but dependencies, dot-folders (.next, .git, .venv...), logs, caches
+// and its own outputs; or only the files matching PATTERNS (newline-separated) when given.
+const DEPENDENCY_FILES = /^(package\.json|package-lock\.json|npm-shrinkwrap\.json|yarn\.lock|pnpm-lock\.yaml|bun\.lockb?|\.npmrc|\.nvmrc|pyproject\.toml|uv\.lock|poetry\.lock|Pipfile(\.lock)?|requirements.*\.txt|\.python-version)$/;
+function inputFiles(kind, excludes = '', patterns = '') {
+  const skip = lines(excludes);
+  const wanted = lines(patterns).map(patternRegex);
+  const out = [];
+  const walk = (dir) => {
+    for (const entry of fs.readdirSync(dir || '.', { withFileTypes: true })) {
+      const rel = dir ? `${dir}/${entry.name}` : entry.name;
+      if (within(rel, skip)) continue;
+      if (entry.isDirectory()) {
+        if (!/^(\..+|node_modules|__pycache__|logs)$/.test(entry.name) && !entry.name.endsWith('.deploygen-previous')) walk(rel);
+      } else if (kind === 'build' && (wanted.length === 0 || wanted.some((re) => re.test(rel)))) out.push(rel);
+      else if (!dir && DEPENDENCY_FILES.test(entry.name)) out.push(rel);
+    }
+  };
+  walk('');
+  process.stdout.write(out.map((file) => `${file}\0`).join(''));
+  return 0;
+}
+
+// The files a release copies, from a NUL-separated list on stdin (git ls-files, or find): never
+// .git, dependencies, caches, logs, the state folder, or the paths in EXCLUDES (newline-separated:
+// env files, build outputs, shared folders); files deleted since git listed them are left out.
+function releaseFiles(root, excludes = '') {
+  const skip = lines(excludes);
+  const never = /(^|\/)(\.git|\.deploygen|node_modules|\.venv|__pycache__)(\/|$)|^logs(\/|$)/;
+  const files = fs.readFileSync(0, 'utf8').split('\0').filter((file) => file && !never.test(file) && !within(file, skip) && fs.existsSync(path.join(root, file)));
+  process.stdout.write(files.map((file) => `${file}\0`).join(''));
+  return 0;
+}
+
+function relative(from, to) {
+  process.stdout.write(`${path.relative(from, to)}\n`);
+  return 0;
+}
+
+// POSTs one alert as JSON; a webhook that fails or hangs (5 s) is reported, never waited for longer.
+async function alert(url, project, environment, app, event, detail) {
+  const body = JSON.stringify({ project, environment, app, event, detail, host: os.hostname(), time: new Date().toISOString() });
+  try {
+    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(5000) });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return 0;
+  } catch (error) {
+    diagnose('warning', `alert webhook failed: ${error.message}`);
+    return 1;
+  }
+}
+
 const COMMANDS = {
   'env-check': { args: 'FILE EXAMPLE [KEY...]', min: 2, keysFrom: 2, run: envCheck },
   'env-values': { args: 'FILE [KEY...]', min: 1, keysFrom: 1, run: envValues },
+  'pm2-list': { args: 'JLIST_FILE', min: 1, run: pm2List },
+  'pm2-changed': { args: 'JLIST_FILE ECOSYSTEM NAMESPACE', min: 3, run: pm2Changed },
+  'port-owners': { args: 'PORT [OUR_PID...]', min: 1, run: portOwners },
+  'input-files': { args: 'install|build [EXCLUDES] [PATTERNS]', min: 1, run: inputFiles },
+  'release-files': { args: 'ROOT [EXCLUDES] < NUL-separated paths', min: 1, run: releaseFiles },
+  relative: { args: 'FROM TO', min: 2, run: relative },
+  alert: { args: 'URL PROJECT ENVIRONMENT APP EVENT DETAIL', min: 6, run: alert },
 };
 
 function main([name, ...args]) {
@@ -195,12 +350,17 @@ function main([name, ...args]) {
     diagnose('error', `usage: node deploygen-helper.cjs ${command ? `${name} ${command.args}` : `(${usage})`}`);
     return 2;
   }
-  const badKey = args.slice(command.keysFrom).find((k) => !KEY.test(k));
+  const badKey = command.keysFrom === undefined ? undefined : args.slice(command.keysFrom).find((k) => !KEY.test(k));
   if (badKey !== undefined) {
     diagnose('error', `${name}: ${JSON.stringify(badKey)} is not a KEY name ([A-Za-z_][A-Za-z0-9_]*)`);
     return 2;
   }
-  return command.run(...args);
+  try {
+    return command.run(...args);
+  } catch (error) {
+    diagnose('error', `${name}: ${error.message}`);
+    return 1;
+  }
 }
 
-process.exitCode = main(process.argv.slice(2));
+Promise.resolve(main(process.argv.slice(2))).then((code) => (process.exitCode = code));

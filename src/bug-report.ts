@@ -4,6 +4,14 @@
 import { readFileSync } from "node:fs";
 import { SourceMap } from "node:module";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/**
+ * The bundle this module runs in (dist/cli.cjs; under src/ there is none). Frames can name another
+ * path: V8's code cache keeps the file name of the build, so an installed copy's frames name the
+ * folder it was packed in.
+ */
+const RUNNING_BUNDLE = path.join(path.dirname(fileURLToPath(import.meta.url)), "cli.cjs");
 
 const BUNDLE_FRAME = /([^\s()]*[\\/]cli\.cjs):(\d+):(\d+)/g;
 
@@ -21,7 +29,8 @@ export function sourceMappedStack(error: unknown): string {
     }
     return maps.get(bundle);
   };
-  return stack.replace(BUNDLE_FRAME, (frame: string, bundle: string, line: string, column: string) => {
+  return stack.replace(BUNDLE_FRAME, (frame: string, framed: string, line: string, column: string) => {
+    const bundle = mapOf(RUNNING_BUNDLE) !== undefined ? RUNNING_BUNDLE : framed;
     const entry = mapOf(bundle)?.findEntry(Number(line) - 1, Number(column) - 1) as { originalSource?: string; originalLine?: number; originalColumn?: number } | undefined;
     if (entry?.originalSource === undefined || entry.originalLine === undefined || entry.originalColumn === undefined) return frame;
     const source = path.resolve(path.dirname(bundle), entry.originalSource);

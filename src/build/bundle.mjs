@@ -4,7 +4,8 @@
 //   dist/cli.cjs    src/cli.ts and every dependency in one minified CommonJS file: a run reads one
 //                   file instead of about 190 modules and resolves none. Names are minified too
 //                   (a third less to read and deserialize); an internal error's stack is printed
-//                   at src/ positions through dist/cli.cjs.map (src/bug-report.ts).
+//                   at src/ positions through dist/cli.cjs.map (src/bug-report.ts; positions only,
+//                   without the sources' text).
 //   dist/cli.cache  V8's code cache for cli.cjs, made here by running the CLI: a run then
 //                   deserializes compiled code instead of parsing and compiling the bundle
 //                   (Node 20 has no compile cache of its own; ES modules cannot use one at all,
@@ -281,6 +282,8 @@ const result = await build({
   charset: "ascii",
   legalComments: "none",
   sourcemap: "linked",
+  // Positions only: a bug report needs src/ file, line and column, which the repository has the text of.
+  sourcesContent: false,
   metafile: true,
   logLevel: "warning",
   plugins: [importMetaUrlPlugin, lazyBuiltinsPlugin, precompiledTemplatesPlugin(precompiled)],

@@ -1,0 +1,158 @@
+// Two hosts reached over real SSH, deployed with PM2's own `pm2 deploy` and the deploy section that
+// deploygen generates: fixtures/tiny committed to a local bare repository, cloned by each host.
+import { spawnSync } from "node:child_process";
+import { chownSync, cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEPLOY_UID, leftovers, startFleet, whyNoFleet, type Fleet, type Host } from "./hosts.js";
+
+const REPO_ROOT = path.resolve(import.meta.dirname, "..", "..");
+const PM2 = path.join(REPO_ROOT, "node_modules", ".bin", "pm2");
+const CLI = path.join(REPO_ROOT, "bin", "deploygen.js");
+const PORT = 18080;
+const REMOTE_PATH = "/srv/tiny";
+
+const git = (cwd: string, ...args: string[]) => spawnSync("git", args, { cwd, encoding: "utf8" });
+const must = (result: ReturnType<typeof spawnSync>, what: string) => {
+  if (result.status !== 0) throw new Error(`${what} failed (${result.status}):\n${String(result.stdout)}\n${String(result.stderr)}`);
+  return String(result.stdout);
+};
+
+interface Project {
+  dir: string;
+  /** `pm2 deploy deploy/ecosystem.staging.config.js staging ARGS` from the local clone; with how long it took. */
+  pm2Deploy(...args: string[]): { status: number | null; output: string; ms: number };
+  /** Change the served text (and optionally break the build), commit and push; returns the commit. */
+  commit(message: string, edit: { greeting?: string; breakBuild?: boolean }): string;
+}
+
+/** fixtures/tiny with hosts and remote in its manifest, generated, committed and pushed to a bare repo the hosts read. */
+function deployableTiny(fleet: Fleet): Project {
+  const dir = path.join(fleet.root, "work", "tiny");
+  cpSync(path.join(REPO_ROOT, "fixtures", "tiny"), dir, { recursive: true });
+  const repo = fleet.bareRepo("tiny");
+  const manifest = path.join(dir, "deploygen.yaml");
+  const hosts = fleet.hosts.map((host) => host.address).join(", ");
+  writeFileSync(
+    manifest,
+    `${readFileSync(manifest, "utf8").trimEnd()}\n    hosts: [${hosts}]\n    remote:\n      user: deploy\n      repo: ${repo}\n      ref: origin/main\n      path: ${REMOTE_PATH}\n      sshOptions: [${fleet.sshOptions.join(", ")}]\n`,
+  );
+  writeFileSync(path.join(dir, ".gitignore"), ".env.staging\nlogs/\n.deploygen/\n");
+  must(spawnSync(process.execPath, [CLI, "generate", "-m", manifest], { encoding: "utf8" }), "deploygen generate");
+  must(git(dir, "init", "-q", "--initial-branch=main"), "git init");
+  must(git(dir, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty"), "git commit");
+  must(git(dir, "add", "."), "git add");
+  must(git(dir, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "tiny v1"), "git commit");
+  must(git(dir, "remote", "add", "origin", repo), "git remote add");
+  must(git(dir, "push", "-q", "-u", "origin", "main"), "git push");
+  // What an operator does once per host: the folder for deploy, and the env file with secrets.
+  for (const host of fleet.hosts) {
+    const shared = host.onHost(`${REMOTE_PATH}/shared`);
+    mkdirSync(shared, { recursive: true });
+    writeFileSync(path.join(shared, ".env.staging"), "TINY_API_KEY=real-key\n", { mode: 0o600 });
+    for (const owned of [host.onHost(REMOTE_PATH), shared, path.join(shared, ".env.staging")]) chownSync(owned, DEPLOY_UID, DEPLOY_UID);
+  }
+  return {
+    dir,
+    pm2Deploy(...args) {
+      const started = performance.now();
+      const result = spawnSync(PM2, ["deploy", "deploy/ecosystem.staging.config.js", "staging", ...args], { cwd: dir, env: fleet.localEnv, encoding: "utf8", timeout: 240_000 });
+      return { status: result.status, output: `${result.stdout}${result.stderr}`, ms: performance.now() - started };
+    },
+    commit(message, edit) {
+      const server = path.join(dir, "app", "src", "server.js");
+      let text = readFileSync(server, "utf8").replace(/res\.end\("tiny[^"]*\\n"\);/, `res.end("${edit.greeting ?? "tiny"}\\n");`);
+      if (edit.breakBuild) text += "\nthis is not javascript(\n";
+      writeFileSync(server, text);
+      must(git(dir, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", message), "git commit");
+      must(git(dir, "push", "-q"), "git push");
+      return must(git(dir, "rev-parse", "HEAD"), "git rev-parse").trim();
+    },
+  };
+}
+
+/** The commit checked out on a host (read from this machine). */
+const checkedOut = (host: Host) => must(git(host.onHost(`${REMOTE_PATH}/source`), "-c", "safe.directory=*", "rev-parse", "HEAD"), "git rev-parse").trim();
+const serving = (host: Host) => host.http(PORT, "/")?.body.trim();
+
+const skip = whyNoFleet();
+describe.skipIf(skip !== null)("pm2 deploy to two hosts over SSH with the generated deploy section", () => {
+  let fleet: Fleet;
+  let project: Project;
+  const timings: Record<string, number> = {};
+
+  beforeAll(async () => {
+    const started = performance.now();
+    fleet = await startFleet({ hosts: 2 });
+    timings["start two hosts"] = performance.now() - started;
+    project = deployableTiny(fleet);
+  }, 120_000);
+
+  afterAll(async () => {
+    await fleet?.teardown();
+    console.log(`multi-host timings (ms): ${JSON.stringify(Object.fromEntries(Object.entries(timings).map(([key, ms]) => [key, Math.round(ms)])))}`);
+  });
+
+  it("setup then update brings both hosts up, healthy, on the same commit", () => {
+    const setup = project.pm2Deploy("setup");
+    expect(setup.status, setup.output).toBe(0);
+    // (pm2-deploy echoes each hook's text; the message itself would be a line of its own)
+    expect(setup.output).not.toMatch(/^deploygen: no env file/m);
+    timings["setup, 2 hosts"] = setup.ms;
+    const update = project.pm2Deploy();
+    expect(update.status, update.output).toBe(0);
+    timings["first update, 2 hosts"] = update.ms;
+    const head = must(git(project.dir, "rev-parse", "HEAD"), "rev-parse").trim();
+    for (const host of fleet.hosts) {
+      expect(checkedOut(host), host.name).toBe(head);
+      expect(host.http(PORT, "/health")?.status, host.name).toBe(200);
+      expect(serving(host), host.name).toBe("tiny");
+    }
+  }, 240_000);
+
+  it("deploys a second commit to both hosts", () => {
+    const v2 = project.commit("tiny v2", { greeting: "tiny v2" });
+    const update = project.pm2Deploy();
+    expect(update.status, update.output).toBe(0);
+    timings["second update, 2 hosts"] = update.ms;
+    for (const host of fleet.hosts) {
+      expect(checkedOut(host), host.name).toBe(v2);
+      expect(serving(host), host.name).toBe("tiny v2");
+    }
+  }, 240_000);
+
+  it("stops at the first host whose deploy fails: it keeps serving the running version, the next host is untouched", () => {
+    const [first, second] = fleet.hosts as [Host, Host];
+    const before = checkedOut(second);
+    const broken = project.commit("tiny v3 (build fails)", { greeting: "tiny v3", breakBuild: true });
+    const update = project.pm2Deploy();
+    expect(update.status).not.toBe(0);
+    expect(update.output).toContain("post-deploy hook failed");
+    expect(update.output).not.toContain(`on host ${second.address}`);
+    // pm2-deploy has already reset the first host's checkout; its deploy script refused the build.
+    expect(checkedOut(first)).toBe(broken);
+    expect(serving(first)).toBe("tiny v2");
+    expect(checkedOut(second)).toBe(before);
+    expect(serving(second)).toBe("tiny v2");
+  }, 240_000);
+
+  it("stops with ssh's message when a host is unreachable, and changes nothing on the others", () => {
+    const [first, second] = fleet.hosts as [Host, Host];
+    fleet.stopSshd(first);
+    const before = checkedOut(second);
+    project.commit("tiny v4", { greeting: "tiny v4" });
+    const update = project.pm2Deploy();
+    expect(update.status).not.toBe(0);
+    expect(update.output).toMatch(/Connection refused|Connection timed out/);
+    expect(update.output).toContain(first.address);
+    expect(checkedOut(second)).toBe(before);
+    expect(serving(second)).toBe("tiny v2");
+  }, 240_000);
+
+  it("tears down without leaving a namespace, bridge, veth, process, mount, user, key or file behind", async () => {
+    const { id } = fleet;
+    expect(leftovers(id).length).toBeGreaterThan(0);
+    await fleet.teardown();
+    expect(leftovers(id)).toEqual([]);
+  }, 60_000);
+});

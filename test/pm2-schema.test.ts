@@ -2,9 +2,9 @@ import { createRequire } from 'node:module';
 import { Ajv } from 'ajv';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { JS_NUMERIC_STRING_PATTERN, pm2OptionSchemaToJsonSchema } from '../src/pm2/app-schema.js';
-import { loadInstalledPm2OptionSchema } from '../src/pm2/installed.js';
-import { validatePm2Apps } from '../src/pm2/validate-apps.js';
+import { JS_NUMERIC_STRING_PATTERN, pm2OptionSchemaToJsonSchema } from './pm2/app-schema.js';
+import { loadInstalledPm2OptionSchema } from './pm2/installed.js';
+import { validatePm2Apps } from './pm2/validate-apps.js';
 
 type Schema = {
   properties: Record<string, { type?: string | string[]; $ref?: string; pattern?: string; minimum?: number }>;
@@ -70,11 +70,11 @@ const frontend = {
 };
 
 describe('PM2 app JSON Schema generated from pm2 lib/API/schema.json', () => {
-  it('is the committed schemas/pm2-app.schema.json', async () => {
+  it('is the committed test/pm2/pm2-app.schema.json', async () => {
     expect(schema.$comment).toBe(
-      `generated from pm2@${pm2Version} lib/API/schema.json by src/pm2/app-schema.ts; regenerate with npx vitest run test/pm2-schema.test.ts -u`,
+      `generated from pm2@${pm2Version} lib/API/schema.json by test/pm2/app-schema.ts; regenerate with npx vitest run test/pm2-schema.test.ts -u`,
     );
-    await expect(JSON.stringify(schema, null, 2) + '\n').toMatchFileSnapshot('../schemas/pm2-app.schema.json');
+    await expect(JSON.stringify(schema, null, 2) + '\n').toMatchFileSnapshot('./pm2/pm2-app.schema.json');
   });
 
   it('is deterministic and has sorted keys', async () => {
@@ -225,7 +225,7 @@ describe('PM2 app JSON Schema generated from pm2 lib/API/schema.json', () => {
   });
 });
 
-describe('validatePm2Apps (committed schemas/pm2-app.schema.json)', () => {
+describe('validatePm2Apps (committed test/pm2/pm2-app.schema.json)', () => {
   it('accepts the apps deploygen emits', () => {
     expect(validatePm2Apps([backend, frontend])).toEqual({ ok: true });
     expect(validatePm2Apps([])).toEqual({ ok: true });

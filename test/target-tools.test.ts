@@ -9,7 +9,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { generateFixtureCopy, FIXTURES, SNAPSHOT_FIXTURES } from "./helpers/generate.js";
-import { validatePm2Apps } from "../src/pm2/validate-apps.js";
+import { validatePm2Apps } from "./pm2/validate-apps.js";
 
 const require = createRequire(import.meta.url);
 

@@ -249,7 +249,7 @@ export function pm2OptionSchemaToJsonSchema(raw: unknown, source: { pm2Version: 
 
   const schema: JsonSchema = {
     $schema: 'http://json-schema.org/draft-07/schema#',
-    $comment: `generated from pm2@${source.pm2Version} lib/API/schema.json by src/pm2/app-schema.ts; regenerate with npx vitest run test/pm2-schema.test.ts -u`,
+    $comment: `generated from pm2@${source.pm2Version} lib/API/schema.json by test/pm2/app-schema.ts; regenerate with npx vitest run test/pm2-schema.test.ts -u`,
     title: 'PM2 app (one entry of an ecosystem file apps array)',
     description:
       `The options pm2@${source.pm2Version} validates (lib/tools/Config.js), with their aliases (aliases are $refs to the option). ` +

@@ -4,9 +4,9 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 
 /**
  * The committed JSON Schema of one PM2 app, generated from PM2's own option schema by
- * src/pm2/app-schema.ts. Resolves to the repository's schemas/ from src/pm2 and dist/pm2.
+ * test/pm2/app-schema.ts, next to this file.
  */
-const SCHEMA_URL = new URL('../../schemas/pm2-app.schema.json', import.meta.url);
+const SCHEMA_URL = new URL('./pm2-app.schema.json', import.meta.url);
 
 let validator: ValidateFunction | undefined;
 
@@ -81,7 +81,7 @@ function formatError(index: number, error: ErrorObject): string {
 
 /**
  * Validates generated PM2 app objects (the entries of an ecosystem file's `apps`)
- * against PM2's own option schema, as committed in schemas/pm2-app.schema.json.
+ * against PM2's own option schema, as committed in test/pm2/pm2-app.schema.json.
  */
 export function validatePm2Apps(apps: unknown[]): { ok: true } | { ok: false; errors: string[] } {
   const validate = getValidator();

@@ -52,14 +52,14 @@ async function logrotateDebug(content: string, root: string): Promise<{ code: nu
 }
 
 describe('the generated logrotate configuration', () => {
-  test('names no root: the placeholder stands for it in the paths and the postrotate script', async () => {
+  test('names no root: the placeholder stands for it', async () => {
     const content = await generatedConfig();
     expect(content).toContain(`"${ROOT_PLACEHOLDER}/logs/*.log" {`);
     expect(content).not.toMatch(/\/tmp|\/home\/|\/root\b/);
     expect(content).toMatch(/^ {2}su tiny tiny$/m);
     expect(content).toMatch(/^ {2}size 10M$/m);
     expect(content).toMatch(/^ {2}rotate 7$/m);
-    expect(content).not.toMatch(/^\s*copytruncate/m);
+    expect(content).toMatch(/^ {2}copytruncate$/m);
   });
 
   for (const [label, rootName] of [
@@ -76,11 +76,11 @@ describe('the generated logrotate configuration', () => {
     });
   }
 
-  test('a project PM2_HOME puts the root in the postrotate script and rotates pm2.log by copy', async () => {
+  test("a project PM2_HOME puts the root in the scripts and rotates pm2.log with the logs of the apps", async () => {
     const content = await generatedConfig((y) => asNobody(y).replace(/^( {4}requiredEnv: .*)$/m, '$1\n    pm2Home: .pm2-staging\n    logs: { maxSize: 50M, keep: 3 }'));
     expect(content).toMatch(/^ {2}size 50M$/m);
     expect(content).toMatch(/^ {2}rotate 3$/m);
-    expect(content).toContain(`"${ROOT_PLACEHOLDER}/.pm2-staging/pm2.log" {`);
+    expect(content).toContain(`"${ROOT_PLACEHOLDER}/logs/*.log" "${ROOT_PLACEHOLDER}/.pm2-staging/pm2.log" {`);
     expect(content).toMatch(new RegExp(`^${ROOT_PLACEHOLDER}$`, 'm'));
     const root = path.join(await tempDir(), 'it $s root');
     await fsp.mkdir(path.join(root, '.pm2-staging'), { recursive: true });
@@ -89,7 +89,7 @@ describe('the generated logrotate configuration', () => {
     expect(code, output).toBe(0);
     expect(output).toContain(`${root}/.pm2-staging/pm2.log`);
     // The postrotate script, run by sh with the root as installed, finds that PM2 home.
-    const script = /postrotate\n([\s\S]*?)\n {2}endscript/.exec(instantiateLogrotate(content, root))![1]!;
+    const script = /prerotate\n([\s\S]*?)\n {2}endscript/.exec(instantiateLogrotate(content, root))![1]!;
     const probe = spawnSync('sh', ['-c', script.replace(/pid=\$\(cat[\s\S]*/, 'printf %s "$pm2_home"')], { encoding: 'utf8' });
     expect(probe.stdout).toBe(`${root}/.pm2-staging`);
   });

@@ -39,7 +39,7 @@ const DIST = path.join(ROOT, "dist");
 // Built next to dist/ (same depth, so relative paths and the source map hold), then moved in file
 // by file: a CLI run or a test during a build (tests rebuild a stale dist/) never finds dist/ empty.
 // The code cache is made after the move, from dist/ itself: V8 keeps the script's file name in it.
-const OUT = path.join(ROOT, `dist.building-${process.pid}`);
+const OUT = path.join(ROOT, `.deploygen-tmp-dist-${process.pid}`);
 const TEMPLATES = path.join(ROOT, "templates");
 const CACHE_FIXTURE = path.join(ROOT, "fixtures", "codeframe", "deploygen.yaml");
 

@@ -20,6 +20,7 @@ type JsonSchema = {
   propertyNames?: JsonSchema;
   items?: JsonSchema;
   allOf?: JsonSchema[];
+  anyOf?: JsonSchema[];
 };
 
 interface Section {
@@ -64,6 +65,7 @@ function formatValue(value: unknown): string {
 function typeOf(schema: JsonSchema, link: (schema: JsonSchema, path: string) => string | undefined, path: string): string {
   if (schema.const !== undefined) return formatValue(schema.const);
   if (schema.enum) return schema.enum.map(formatValue).join(" or ");
+  if (schema.anyOf) return schema.anyOf.map((part, index) => typeOf(part, link, `${path}|${index}`)).join(" or ");
   const type = Array.isArray(schema.type) ? schema.type.join(" or ") : schema.type;
   if (type === "integer" || type === "number") {
     const range = schema.minimum !== undefined && schema.maximum !== undefined ? ` ${schema.minimum}–${schema.maximum}` : "";

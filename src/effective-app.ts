@@ -29,5 +29,15 @@ function withOverride(app: App, environment: Environment, appName: string): App 
     instances: override.instances ?? app.instances,
     health: override.health ?? app.health,
     stopTimeoutSeconds: override.stopTimeoutSeconds ?? app.stopTimeoutSeconds,
+    execMode: override.execMode ?? app.execMode,
+    maxMemory: override.maxMemory ?? app.maxMemory,
+    maxRestarts: override.maxRestarts ?? app.maxRestarts,
+    minUptimeSeconds: override.minUptimeSeconds ?? app.minUptimeSeconds,
+    restartDelaySeconds: override.restartDelaySeconds ?? app.restartDelaySeconds,
+    nodeArgs: override.nodeArgs ?? app.nodeArgs,
+    interpreterArgs: override.interpreterArgs ?? app.interpreterArgs,
+    logDateFormat: override.logDateFormat ?? app.logDateFormat,
+    waitReady: override.waitReady ?? app.waitReady,
+    cronRestart: override.cronRestart ?? app.cronRestart,
   };
 }

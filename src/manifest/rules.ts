@@ -141,7 +141,7 @@ export const runtimeFields: Rule = (manifest) => {
       problems.push({ path: ["apps", appName], message: `a ${app.runtime} app needs a script`, fix: app.runtime === "python" ? "add script: .venv/bin/python (and args)" : "add script: <file relative to cwd>" });
   }
   for (const { envName, appName, app } of eachAppInEachEnvironment(manifest)) {
-    if (app.instances !== undefined && app.instances > 1 && app.runtime !== "node" && app.runtime !== "nextjs") {
+    if (app.instances !== undefined && app.instances !== 1 && app.runtime !== "node" && app.runtime !== "nextjs") {
       const overridden = manifest.environments[envName]?.apps[appName]?.instances !== undefined;
       problems.push({
         path: overridden ? ["environments", envName, "apps", appName, "instances"] : ["apps", appName, "instances"],
@@ -156,6 +156,53 @@ export const runtimeFields: Rule = (manifest) => {
   }
   return problems;
 };
+
+/** The PM2 process options (instances, execMode, nodeArgs, waitReady, cronRestart...) fit the app's runtime. */
+export const processOptions: Rule = (manifest) => {
+  const problems = new Map<string, RuleProblem>();
+  const report = (envName: string, appName: string, field: string, message: string, fix: string) => {
+    const overridden = (manifest.environments[envName]?.apps[appName] as Record<string, unknown> | undefined)?.[field] !== undefined;
+    const at = overridden ? ["environments", envName, "apps", appName, field] : ["apps", appName, field];
+    // An app field is checked once per environment: report it once.
+    problems.set(`${at.join("\0")}\0${message}`, { path: at, message, fix });
+  };
+  for (const { envName, appName, app } of eachAppInEachEnvironment(manifest)) {
+    const isNode = app.runtime === "node" || app.runtime === "nextjs";
+    if (app.instances === 0)
+      report(envName, appName, "instances", "instances 0 means one per CPU to PM2, which reads like none", "write instances: max");
+    if (app.execMode === "cluster" && !isNode)
+      report(envName, appName, "execMode", `cluster mode (PM2's node cluster module) needs a node or nextjs app; ${appName} is ${app.runtime}`, "remove execMode, or let the app server run its own workers (for example uvicorn --workers)");
+    if (app.execMode === "fork" && app.instances !== undefined && app.instances !== 1)
+      report(envName, appName, "execMode", `execMode fork with instances ${String(app.instances)} starts separate processes that would all bind the same port`, "remove execMode (several instances run in cluster mode), or set instances: 1");
+    if (app.nodeArgs !== undefined && !isNode)
+      report(envName, appName, "nodeArgs", `nodeArgs are options for node, and ${appName} is a ${app.runtime} app`, app.runtime === "python" ? "use interpreterArgs for Python's options" : "put the options in args");
+    if (app.interpreterArgs !== undefined && app.runtime !== "python")
+      report(envName, appName, "interpreterArgs", `interpreterArgs are options for the Python interpreter, and ${appName} is a ${app.runtime} app`, isNode ? "use nodeArgs for node's options" : "put the options in args");
+    if (app.waitReady && app.runtime !== "node")
+      report(
+        envName,
+        appName,
+        "waitReady",
+        `waitReady waits for process.send('ready') from a node app, and ${appName} is ${app.runtime === "nextjs" ? "next start, which never sends it" : `a ${app.runtime} app`}`,
+        "remove waitReady (deploy waits for the health URL either way)",
+      );
+    if (app.cronRestart !== undefined) {
+      const problem = cronProblem(app.cronRestart);
+      if (problem) report(envName, appName, "cronRestart", `cronRestart ${JSON.stringify(app.cronRestart)}: ${problem}`, 'write 5 fields (minute hour day month weekday), for example "0 4 * * *" for 04:00 every day');
+    }
+  }
+  return [...problems.values()];
+};
+
+const CRON_FIELD = /^(\*|\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(\/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(\/[0-9]+)?)*$|^[0-9]*[LW#][0-9]*$/;
+
+/** Why a cron expression is not one PM2's cron parser takes (5 or 6 fields of numbers, names, ranges, lists, steps), if it is not. */
+export function cronProblem(expression: string): string | undefined {
+  const fields = expression.trim().split(/\s+/);
+  if (fields.length < 5 || fields.length > 6) return `has ${fields.length} field${fields.length === 1 ? "" : "s"}, not 5 (or 6 with seconds first)`;
+  const bad = fields.find((field) => !CRON_FIELD.test(field));
+  return bad === undefined ? undefined : `the field ${JSON.stringify(bad)} is not a number, name, range, list or step`;
+}
 
 function pathProblem(value: string, at: (string | number)[], what: string, allowAbsolute = false): RuleProblem[] {
   if (path.posix.isAbsolute(value) && !allowAbsolute)
@@ -337,6 +384,7 @@ export const RULES: Rule[] = [
   noDevServerOutsideDevelopment,
   uniquePortsPerEnvironment,
   runtimeFields,
+  processOptions,
   projectRelativePaths,
   reservedEnvNames,
   namesFitTargets,

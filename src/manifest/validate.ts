@@ -15,7 +15,13 @@ export function validateManifest(loaded: Pick<LoadedManifest, "data" | "displayN
   // jitless: zod's compiled fast path costs more to generate than it saves for one manifest per run.
   const parsed = ManifestSchema.safeParse(loaded.data, { jitless: true });
   if (!parsed.success) throw new ManifestError(zodProblems(parsed.error, loaded.displayName, loaded.locate, loaded.data));
-  const problems = RULES.flatMap((rule) => rule(parsed.data)).map(
+  // A rule that checks an app field in each environment finds the same problem once per environment.
+  const seen = new Set<string>();
+  const unique = RULES.flatMap((rule) => rule(parsed.data)).filter((problem) => {
+    const key = `${problem.path.join("\0")}\0${problem.message}`;
+    return !seen.has(key) && seen.add(key) !== undefined;
+  });
+  const problems = unique.map(
     (problem): ManifestProblem => ({ file: loaded.displayName, path: problem.path, position: loaded.locate(problem.path), message: problem.message, fix: problem.fix }),
   );
   if (problems.length > 0) throw new ManifestError(problems);
@@ -84,6 +90,13 @@ function explainIssue(issue: z.core.$ZodIssue, path: (string | number)[], projec
     }
     case "invalid_format":
       return { message: issue.message, fix: formatFix(path, field, value) };
+    case "invalid_union":
+      if (last === "instances")
+        return {
+          message: `instances is a whole number of workers from 1 to 64, max (one per CPU) or -N (one per CPU but N); got ${describeValue(value)}`,
+          fix: typeof value === "string" && /^\s*-?\d+\s*$/.test(value) ? `write the number without quotes (instances: ${value.trim()})` : "write instances: 2, or instances: max",
+        };
+      return { message: issue.message, fix: `correct ${field} (\`deploygen schema\` describes every field)` };
     default:
       return { message: issue.message, fix: `correct ${field} (\`deploygen schema\` describes every field)` };
   }
@@ -102,6 +115,11 @@ function formatFix(path: (string | number)[], field: string, value: unknown): st
   if (key === "script") return "give only the executable in script and move its arguments to args";
   if (key === "user" || key === "group") return "use the login name of the service account, for example the project name";
   if (key === "host") return "use an IP address such as 127.0.0.1 or 0.0.0.0";
+  if (key === "maxMemory") {
+    const size = /^\s*(\d+(?:\.\d+)?)\s*([KMG])i?B?\s*$/i.exec(text);
+    const megabytes = size ? Math.round(Number(size[1]) * { K: 1 / 1024, M: 1, G: 1024 }[size[2]!.toUpperCase() as "K" | "M" | "G"]) : undefined;
+    return megabytes !== undefined && megabytes >= 1 ? `write maxMemory: ${megabytes}M` : "write a whole number with K, M or G, for example maxMemory: 512M";
+  }
   return `correct ${field} as described`;
 }
 

@@ -9,9 +9,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { parseEnv } = require('node:util');
 
-const root = process.env["CODEFRAME_ROOT"]
-  ? path.resolve(process.env["CODEFRAME_ROOT"])
-  : path.resolve(__dirname, "..");
+const here = path.resolve(__dirname, "..");
+const root = process.env["CODEFRAME_ROOT"] ? path.resolve(process.env["CODEFRAME_ROOT"]) : here;
 
 function readEnvFile(relativePath) {
   if (relativePath === null) return {};
@@ -104,7 +103,7 @@ module.exports = {
     const env = { ...app.env, ...fileEnv, ...app.enforcedEnv };
     return {
       ...app.pm2,
-      cwd: path.join(root, app.cwd),
+      cwd: path.join(root, ".", app.cwd),
       out_file: path.join(root, app.outLog),
       error_file: path.join(root, app.errorLog),
       // PM2's reload adds and updates variables but never removes one: the generated scripts compare

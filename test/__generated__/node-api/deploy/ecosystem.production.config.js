@@ -9,9 +9,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { parseEnv } = require('node:util');
 
-const root = process.env["NODE_API_ROOT"]
-  ? path.resolve(process.env["NODE_API_ROOT"])
-  : path.resolve(__dirname, "..");
+const here = path.resolve(__dirname, "..");
+const root = process.env["NODE_API_ROOT"] ? path.resolve(process.env["NODE_API_ROOT"]) : here;
 
 function readEnvFile(relativePath) {
   if (relativePath === null) return {};
@@ -35,13 +34,17 @@ const apps = [
       "args": [],
       "interpreter": "node",
       "exec_mode": "cluster",
-      "instances": 2,
+      "instances": 0,
       "autorestart": true,
       "exp_backoff_restart_delay": 100,
       "kill_timeout": 15000,
       "listen_timeout": 30000,
       "merge_logs": true,
-      "time": true
+      "time": true,
+      "node_args": [
+        "--enable-source-maps"
+      ],
+      "max_memory_restart": "512M"
     },
     "cwd": ".",
     "outLog": "logs/node-api-production-api.out.log",
@@ -65,11 +68,12 @@ const apps = [
       "exec_mode": "fork",
       "instances": 1,
       "autorestart": true,
-      "exp_backoff_restart_delay": 100,
+      "restart_delay": 5000,
       "kill_timeout": 10000,
       "listen_timeout": 60000,
       "merge_logs": true,
-      "time": true
+      "log_date_format": "YYYY-MM-DD HH:mm:ss.SSS Z",
+      "cron_restart": "0 4 * * *"
     },
     "cwd": ".",
     "outLog": "logs/node-api-production-worker.out.log",
@@ -88,7 +92,7 @@ module.exports = {
     const env = { ...app.env, ...fileEnv, ...app.enforcedEnv };
     return {
       ...app.pm2,
-      cwd: path.join(root, app.cwd),
+      cwd: path.join(root, ".", app.cwd),
       out_file: path.join(root, app.outLog),
       error_file: path.join(root, app.errorLog),
       // PM2's reload adds and updates variables but never removes one: the generated scripts compare

@@ -9,9 +9,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { parseEnv } = require('node:util');
 
-const root = process.env["PYTHON_API_ROOT"]
-  ? path.resolve(process.env["PYTHON_API_ROOT"])
-  : path.resolve(__dirname, "..");
+const here = path.resolve(__dirname, "..");
+const root = process.env["PYTHON_API_ROOT"] ? path.resolve(process.env["PYTHON_API_ROOT"]) : here;
 
 function readEnvFile(relativePath) {
   if (relativePath === null) return {};
@@ -33,6 +32,8 @@ const apps = [
       "namespace": "python-api-production",
       "script": ".venv/bin/python",
       "args": [
+        "-X",
+        "utf8",
         "-m",
         "uvicorn",
         "app.main:app",
@@ -51,7 +52,10 @@ const apps = [
       "kill_timeout": 10000,
       "listen_timeout": 45000,
       "merge_logs": true,
-      "time": true
+      "time": true,
+      "max_memory_restart": "1G",
+      "max_restarts": 10,
+      "min_uptime": 5000
     },
     "cwd": ".",
     "outLog": "logs/python-api-production-api.out.log",
@@ -73,7 +77,7 @@ module.exports = {
     const env = { ...app.env, ...fileEnv, ...app.enforcedEnv };
     return {
       ...app.pm2,
-      cwd: path.join(root, app.cwd),
+      cwd: path.join(root, ".", app.cwd),
       out_file: path.join(root, app.outLog),
       error_file: path.join(root, app.errorLog),
       // PM2's reload adds and updates variables but never removes one: the generated scripts compare

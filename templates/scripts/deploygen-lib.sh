@@ -154,12 +154,13 @@ dg_snapshot() {
 }
 dg_processes_of() { awk -F '\t' -v "$1=$2" '($1 == name || name == "") && ($2 == ns || ns == "")' <<<"$DG_PROCESSES" | sort; }
 
-# dg_check_takeover: apps of these names that run from another checkout are not ours to replace.
+# dg_check_takeover: apps of these names that run from another checkout are not ours to replace
+# (from a folder that is gone, the checkout moved: they are).
 dg_check_takeover() {
   local name cwd
   while IFS=$'\t' read -r name _ _ _ _ cwd; do
     [[ -n $name && -n ${DG_APP_OF_PM2[$name]-} ]] || continue
-    [[ $cwd == "$ROOT" || $cwd == "$ROOT"/* ]] && continue
+    [[ $cwd == "$ROOT" || $cwd == "$ROOT"/* || ! -e $cwd ]] && continue
     ((DG_TAKEOVER == 1)) && { dg_warn "$name runs from $cwd: taking it over (--takeover)"; continue; }
     dg_die "$name already runs from another checkout: $cwd" "stop it there (its stop script), or pass --takeover to replace it with this checkout's"
   done < <(dg_processes_of ns "$DG_NAMESPACE")
@@ -340,7 +341,15 @@ dg_prune() {
 dg_hash() {
   local dir=$1 kind=$2 app=$3 excludes=''
   [[ $kind == install ]] || excludes=${DG_OUTPUTS_OF[$app.build]-}
-  (cd -- "$dir" && { printf '%s\n%s\n' "$DG_NODE_VERSION" "$kind"; declare -f "dg_${kind}_${app//-/_}"; dg_helper input-files "$kind" "$excludes" "${DG_BUILD_INPUTS[$app]-}" | LC_ALL=C sort -zu | xargs -0r sha256sum --; } | sha256sum | cut -d ' ' -f 1) 2>/dev/null
+  (cd -- "$dir" && { printf '%s\n%s\n' "$DG_NODE_VERSION" "$kind"; declare -f "dg_${kind}_${app//-/_}"; dg_helper input-files "$kind" "$excludes" "${DG_BUILD_INPUTS[$app]-}" | LC_ALL=C sort -zu | xargs -0r sha256sum --; dg_outputs_present "$kind" "$app"; } | sha256sum | cut -d ' ' -f 1) 2>/dev/null
+}
+# In place, which of the step's outputs exist is an input too: the hash recorded after a success
+# names those the step left (an install that makes no node_modules is not "missing" it), and one
+# deleted since makes the step run again. (A release starts without them: it reuses or rebuilds.)
+dg_outputs_present() {
+  local path
+  ((DG_RELEASES_KEEP == 0)) || return 0
+  while IFS= read -r path; do [[ ! -e $path ]] || printf 'output %s\n' "$path"; done < <(dg_paths "${DG_OUTPUTS_OF[$2.$1]-}")
 }
 # dg_paths LIST: the lines of a newline-separated list of paths (the config's lists), one per line.
 dg_paths() { [[ -z $1 ]] || printf '%s\n' "$1"; }
@@ -369,8 +378,6 @@ dg_step() {
   elif [[ -n $previous ]]; then
     ((${#outputs[@]} > 0)) || why='nothing to reuse (no outputs declared)'
     for path in "${outputs[@]}"; do [[ -e $previous/${DG_CWD[$app]}/$path ]] || why='outputs missing in the previous release'; done
-  else
-    for path in "${outputs[@]}"; do [[ -e $dir/$path ]] || why='outputs missing'; done
   fi
   if [[ -z $why && -n $previous ]]; then
     for path in "${outputs[@]}"; do mkdir -p -- "$(dirname -- "$dir/$path")" && cp -al -- "$previous/${DG_CWD[$app]}/$path" "$dir/$path"; done
@@ -381,6 +388,9 @@ dg_step() {
   [[ -n $why ]] || { dg_ok "skipped $kind $app: inputs unchanged"; return 0; }
   rm -f -- "$record"
   dg_run_step "$kind $app (in ${DG_CWD[$app]})" "dg_${kind}_${app//-/_}" "$dir" "fix the $kind error above (or the $kind commands of $app in the manifest), then deploy again" "$why"
+  # Hashed again: what the step wrote into its own inputs (a dist/ among the build inputs) is
+  # unchanged next time.
+  hash=$(dg_hash "$dir" "$kind" "$app") || hash=''
   [[ -z $hash ]] || { printf '%s\n' "$hash" >"$record.new" && DG_PENDING+=("$record"); }
 }
 # A virtualenv names its own folder in its scripts: after hard-linking one into another release,
@@ -506,14 +516,16 @@ dg_watch() {
 dg_running() { (($1 > 0)) && kill -0 "$1" 2>/dev/null; }
 # dg_failure_report: the failed app's reason and the last lines of its own error log.
 dg_failure_report() {
-  local log=$DG_LOGS/${DG_PM2_NAME[$DG_FAILED_APP]}.err.log
+  local log=$DG_LOGS/${DG_PM2_NAME[$DG_FAILED_APP]}.err.log tries=8
   printf '%serror:%s %s\n' "$DG_RED" "$DG_RESET" "$DG_FAILED_WHY" >&2
+  # PM2 may still be writing what the app printed as it died.
+  while [[ ! -s $log ]] && ((tries-- > 0)); do sleep 0.25; done
   if [[ -s $log ]]; then
     printf -- '--- last lines of %s ---\n' "$log" >&2
     tail -n 15 -- "$log" >&2
   else
     printf -- '--- %s is empty; PM2 said: ---\n' "$log" >&2
-    tail -n 15 -- "$DG_TMP/pm2.out" "$PM2_HOME/pm2.log" 2>/dev/null >&2 || true
+    tail -n 15 -- "$DG_TMP/pm2.out" "$PM2_HOME/pm2.log" >&2 2>/dev/null || true
   fi
 }
 
@@ -634,13 +646,20 @@ dg_dry_run() {
     base=${previous:+$DG_STATE/releases/$previous}
     base=${base:-$ROOT}
   fi
+  local verb=skip
+  [[ -z $previous ]] || verb="reuse from $previous the"
   for app in "${DG_APPS[@]}"; do
     for key in install build; do
       declare -F "dg_${key}_${app//-/_}" >/dev/null || continue
-      if [[ -f $DG_STATE/steps/$app.$key && $(dg_hash "$ROOT/${DG_CWD[$app]}" "$key" "$app") == "$(<"$DG_STATE/steps/$app.$key")" ]]; then
-        printf 'plan\twould %s %s %s: inputs unchanged\n' "${previous:+reuse from $previous the}" "$key" "$app"
+      # The reasons dg_step gives: --force runs everything, "skip" in place, "reuse" in a release.
+      if ((DG_FORCE == 1)); then
+        printf 'plan\twould run %s %s (--force)\n' "$key" "$app"
+      elif [[ ! -f $DG_STATE/steps/$app.$key ]]; then
+        printf 'plan\twould run %s %s (no earlier success recorded)\n' "$key" "$app"
+      elif [[ $(dg_hash "$ROOT/${DG_CWD[$app]}" "$key" "$app") == "$(<"$DG_STATE/steps/$app.$key")" ]]; then
+        printf 'plan\twould %s %s %s: inputs unchanged\n' "$verb" "$key" "$app"
       else
-        printf 'plan\twould run %s %s\n' "$key" "$app"
+        printf 'plan\twould run %s %s (inputs changed)\n' "$key" "$app"
       fi
     done
   done
@@ -652,6 +671,7 @@ dg_start() {
   dg_setup start
   dg_options "[--no-wait] [--direct]" "--no-wait --direct" "$@"
   if ((DG_DIRECT == 0)) && dg_unit_installed; then
+    dg_check_units
     dg_section "Starting $DG_NAMESPACE through systemd"
     dg_systemctl start -- "$(dg_unit_instance)"
     dg_ok "started $(dg_unit_instance)"
@@ -679,6 +699,8 @@ dg_stop() {
     dg_ok "stopped $(dg_unit_instance)"
     return 0
   fi
+  # `systemctl restart` from a deploy or rollback that holds the lock runs this first (ExecStop).
+  DG_DELEGATED=$(sed -n 's/^pid \([0-9]*\) delegated$/\1/p' "$DG_STATE/lock.info" 2>/dev/null | tail -n 1)
   dg_lock
   dg_tools
   dg_snapshot

@@ -217,7 +217,8 @@ dg_check_port() {
 }
 
 # ----- systemd --------------------------------------------------------------------------------
-dg_unit_instance() { printf '%s@%s.%s' "${2:-$DG_UNIT_PREFIX}" "$(systemd-escape --path -- "$ROOT")" "${3:-service}"; }
+# dg_unit_instance [PREFIX] [SUFFIX]: the unit instance of this checkout (PREFIX@<escaped root>.SUFFIX).
+dg_unit_instance() { printf '%s@%s.%s' "${1:-$DG_UNIT_PREFIX}" "$(systemd-escape --path -- "$ROOT")" "${2:-service}"; }
 dg_unit_installed() {
   command -v systemctl >/dev/null 2>&1 && command -v systemd-escape >/dev/null 2>&1 && [[ -d /run/systemd/system ]] || return 1
   [[ -f /etc/systemd/system/${DG_UNIT_FILES[0]##*/} ]] && systemctl is-enabled --quiet -- "$(dg_unit_instance)" 2>/dev/null

@@ -1,6 +1,6 @@
 // The README's first command, run exactly as written in a fresh copy of the repository: it must
 // succeed and produce the files it promises (every file the example manifest generates, and every
-// path the README names under the output folder).
+// path the README names under the output folder), and leave the tests passing when they run next.
 import { describe, expect, it, onTestFinished } from "vitest";
 import { mkdtemp, readFile, cp, mkdir, rm, readdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
@@ -54,9 +54,12 @@ describe("README.md", () => {
       await mkdir(path.dirname(path.join(copy, file)), { recursive: true });
       await cp(path.join(REPO_ROOT, file), path.join(copy, file));
     }
-    // Nothing built: no dist/, no node_modules/ (the command installs them).
+    // Nothing built: no dist/, no node_modules/ (the command installs them; its first run builds dist/).
     expect(existsSync(path.join(copy, "dist"))).toBe(false);
     expect(existsSync(path.join(copy, "node_modules"))).toBe(false);
+    // A clone: git knows which files are the repository's (the tests ask it).
+    execFileSync("git", ["init", "-q"], { cwd: copy });
+    execFileSync("git", ["add", "-A"], { cwd: copy });
 
     // What the command promises: the example manifest's generated files.
     const manifestArg = /(?:-m|--manifest)[ =](\S+)/.exec(command)?.[1];
@@ -89,5 +92,15 @@ describe("README.md", () => {
       if (/[<>*]/.test(mentioned)) continue;
       expect(existsSync(path.join(copy, mentioned)), mentioned).toBe(true);
     }
+
+    // Then the tests: the one that looks for generated output in the fixtures passes in this copy.
+    const tests = spawnSync("npx", ["vitest", "run", "--config", "test/vitest.config.ts", "test/manifest-validation.test.ts", "-t", "output folder holds"], {
+      cwd: copy,
+      encoding: "utf8",
+      env: { ...process.env, NO_COLOR: "1" },
+      timeout: 120_000,
+    });
+    expect(tests.status, `${tests.stdout}\n${tests.stderr}`).toBe(0);
+    expect(tests.stdout).toMatch(/Tests\s+1 passed/);
   }, 300_000);
 });

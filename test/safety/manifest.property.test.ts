@@ -71,7 +71,8 @@ interface Checked {
   root: string;
   outputDir: string;
 }
-const checked: Checked[] = [];
+/** What checkManifest has checked so far, in order. */
+const checkedSoFar: Checked[] = [];
 const tally = { manifests: 0, strings: 0, scriptRuns: 0, valuesReadBack: 0 };
 
 beforeAll(() => {
@@ -232,13 +233,18 @@ async function checkManifest(manifest: FuzzManifest, index: number): Promise<voi
   const instance = escapePath(root);
   for (const file of generation.files.filter((f) => f.path.startsWith("systemd/")))
     copyFileSync(path.join(outputDir, file.path), path.join(unitsDir, path.basename(file.path).replace("@.", `@${instance}.`)));
-  checked.push({ manifest, generation, root, outputDir });
+  checkedSoFar.push({ manifest, generation, root, outputDir });
   tally.manifests += 1;
   tally.strings += stringsOf(manifest);
 }
 
-describe("hostile manifests through generate and the generated files", () => {
-  it(`${RUNS} manifests: bash -n, values read back byte for byte by bash, every script run, no command executed`, async () => {
+/**
+ * The RUNS hostile manifests, generated and checked (checkManifest) once per file by whichever test
+ * asks first, so that every test also runs alone (-t) or in any order.
+ */
+let corpus: Promise<Checked[]> | undefined;
+function checkedCorpus(): Promise<Checked[]> {
+  corpus ??= (async () => {
     let counter = 0;
     let index = 0;
     await fc.assert(
@@ -247,19 +253,31 @@ describe("hostile manifests through generate and the generated files", () => {
       }),
       { numRuns: RUNS, endOnFailure: true },
     );
-    // About 12 s on an idle two-core machine; the margin is for a machine busy with other suites.
-  }, 240_000);
+    return checkedSoFar;
+  })();
+  return corpus;
+}
+// Generating and checking the corpus takes about 12 s on an idle two-core machine; the margin is
+// for a machine busy with other suites.
+const CORPUS_TIMEOUT = 240_000;
 
-  it("shellcheck -x -S style finds nothing in the scripts generated from the most hostile manifest", () => {
+describe("hostile manifests through generate and the generated files", () => {
+  it(`${RUNS} manifests: bash -n, values read back byte for byte by bash, every script run, no command executed`, async () => {
+    expect(await checkedCorpus()).toHaveLength(RUNS);
+  }, CORPUS_TIMEOUT);
+
+  it("shellcheck -x -S style finds nothing in the scripts generated from the most hostile manifest", async () => {
+    const checked = await checkedCorpus();
     const worst = [...checked].sort((a, b) => stringsOf(b.manifest) - stringsOf(a.manifest))[0]!;
     const scriptsDir = path.join(worst.outputDir, "scripts");
     const scripts = readdirSync(scriptsDir).filter((file) => file.endsWith(".sh"));
     const result = run("shellcheck", ["-x", "-S", "style", ...scripts], { cwd: scriptsDir });
     expect(result.stdout.toString() + result.stderr.toString()).toBe("");
     expect(result.status).toBe(0);
-  }, 120_000);
+  }, CORPUS_TIMEOUT);
 
-  it("node reads every value of every ecosystem file byte for byte", () => {
+  it("node reads every value of every ecosystem file byte for byte", async () => {
+    const checked = await checkedCorpus();
     expect(checked.length).toBe(RUNS);
     const files = checked.map((entry) => {
       const [envName] = Object.keys(entry.manifest.environments);
@@ -292,9 +310,10 @@ describe("hostile manifests through generate and the generated files", () => {
       });
     });
     expect(existsSync(canary), "an injected command ran").toBe(false);
-  });
+  }, CORPUS_TIMEOUT);
 
-  it("systemd-analyze verify says nothing, and systemd's parser sees the root, PM2_HOME and script paths exactly", () => {
+  it("systemd-analyze verify says nothing, and systemd's parser sees the root, PM2_HOME and script paths exactly", async () => {
+    const checked = await checkedCorpus();
     const units = readdirSync(unitsDir).map((file) => path.join(unitsDir, file));
     const verify = run("systemd-analyze", ["verify", "--recursive-errors=yes", "--man=no", ...units]);
     expect(verify.stderr.toString() + verify.stdout.toString()).toBe("");
@@ -328,5 +347,5 @@ describe("hostile manifests through generate and the generated files", () => {
       }
     }
     expect(existsSync(canary), "an injected command ran").toBe(false);
-  });
+  }, CORPUS_TIMEOUT);
 });

@@ -623,12 +623,19 @@ const NOISE = [
   'A', 'B', 'export', ' ', '  ', '\t', '\n', '\n', '\r\n', '\r', '=', '=', '#', ' #', '"', "'", '`', '\\', '\\n',
   '$(touch CANARY)', 'x', 'é', '\u00a0', '\u2028', '\ufeff', '.', '-', ':', '1', '_', '__proto__',
 ];
+const noiseArb = fc
+  .array(fc.oneof({ arbitrary: fc.constantFrom(...NOISE), weight: 5 }, { arbitrary: fc.string({ unit: 'binary', maxLength: 2 }), weight: 1 }), {
+    maxLength: 6,
+  })
+  .map((parts) => parts.join(''));
+/** Lines that mostly look like KEY=value (so that a fair share is accepted) around noise. */
+const noiseLineArb = fc.oneof(
+  { arbitrary: fc.tuple(fc.constantFrom('A', 'B', 'export A', '  B', '_x'), noiseArb).map(([key, value]) => `${key}=${value}`), weight: 3 },
+  { arbitrary: noiseArb, weight: 1 },
+);
 const noiseFileArb = fc
-  .array(
-    fc.oneof({ arbitrary: fc.constantFrom(...NOISE), weight: 5 }, { arbitrary: fc.string({ unit: 'binary', maxLength: 2 }), weight: 1 }),
-    { maxLength: 30 },
-  )
-  .map((parts) => parts.join(''))
+  .record({ lines: fc.array(noiseLineArb, { maxLength: 6 }), eol: fc.constantFrom('\n', '\n', '\r\n'), end: fc.constantFrom('', '\n') })
+  .map(({ lines, eol, end }) => lines.join(eol) + end)
   .filter((t) => !t.includes('\0') && Buffer.from(t, 'utf8').toString('utf8') === t);
 
 describe('property: noisy env files', () => {

@@ -318,6 +318,22 @@ function relative(from, to) {
   return 0;
 }
 
+// Exceptions PM2 catches in an app and reports only on its event bus (in cluster mode they never
+// reach the app's error log): appended to DIR/<app name> as they come, until this is killed.
+function pm2Exceptions(pm2Bin, namespace, dir) {
+  const pm2 = require(path.resolve(path.dirname(fs.realpathSync(pm2Bin)), '..'));
+  return new Promise(() =>
+    pm2.launchBus((error, bus) => {
+      if (error) return diagnose('warning', `cannot listen to PM2's events: ${error.message}`);
+      bus.on('process:exception', ({ process: app, data }) => {
+        if (app?.namespace !== namespace || !/^[\w.-]+$/.test(app.name)) return;
+        const text = typeof data === 'string' ? data : data?.stack || data?.message || JSON.stringify(data);
+        fs.appendFileSync(path.join(dir, app.name), `${text}\n`);
+      });
+    }),
+  );
+}
+
 // POSTs one alert as JSON; a webhook that fails or hangs (5 s) is reported, never waited for longer.
 async function alert(url, project, environment, app, event, detail) {
   const body = JSON.stringify({ project, environment, app, event, detail, host: os.hostname(), time: new Date().toISOString() });
@@ -340,6 +356,7 @@ const COMMANDS = {
   'input-files': { args: 'install|build [EXCLUDES] [PATTERNS]', min: 1, run: inputFiles },
   'release-files': { args: 'ROOT [EXCLUDES] < NUL-separated paths', min: 1, run: releaseFiles },
   relative: { args: 'FROM TO', min: 2, run: relative },
+  'pm2-exceptions': { args: 'PM2_BIN NAMESPACE DIR', min: 3, run: pm2Exceptions },
   alert: { args: 'URL PROJECT ENVIRONMENT APP EVENT DETAIL', min: 6, run: alert },
 };
 

@@ -86,6 +86,9 @@ dg_on_exit() {
   local rc=$? i
   trap - ERR INT TERM HUP
   for ((i = ${#DG_CLEANUPS[@]} - 1; i >= 0; i--)); do "${DG_CLEANUPS[i]}" || true; done
+  local jobs
+  mapfile -t jobs < <(jobs -p)
+  ((${#jobs[@]} == 0)) || kill -- "${jobs[@]}" 2>/dev/null || true
   rm -rf -- "$DG_TMP"
   exit "$rc"
 }
@@ -271,6 +274,14 @@ dg_previous() {
     [[ $id < "$current" && ! -e $DG_STATE/releases/$id/.deploygen-release/failed ]] && previous=$id
   done < <(dg_releases)
   [[ -n $previous ]] && printf '%s\n' "$previous"
+}
+# dg_release_of_commit COMMIT: this host's newest good release of a git commit (ids end in -<commit10>).
+dg_release_of_commit() {
+  local id found=''
+  while IFS= read -r id; do
+    [[ ${id: -11} == -"${1:0:10}"* && ! -e $DG_STATE/releases/$id/.deploygen-release/failed ]] && found=$id
+  done < <(dg_releases)
+  [[ -n $found ]] && printf '%s\n' "$found"
 }
 
 # dg_source_files: NUL-terminated project files a release copies (git's tracked and untracked but
@@ -463,9 +474,14 @@ dg_apply() {
       dg_pm2 delete "$name" >/dev/null
     done < <(dg_processes_of ns "$DG_NAMESPACE")
   fi
+  dg_daemon_pid >/dev/null || dg_pm2 ping >/dev/null
+  mkdir -p -- "$DG_TMP/exceptions"
+  dg_helper pm2-exceptions "$DG_PM2" "$DG_NAMESPACE" "$DG_TMP/exceptions" 2>/dev/null &
+  DG_LISTENER=$!
   dg_pm2 startOrReload "$ecosystem" --update-env >"$DG_TMP/pm2.out" 2>&1 &
   pm2_pid=$!
   dg_watch "$pm2_pid" || rc=$?
+  kill -- "$DG_LISTENER" 2>/dev/null || true
   if dg_running "$pm2_pid"; then kill -- "$pm2_pid" 2>/dev/null || true; fi
   wait "$pm2_pid" 2>/dev/null || { ((rc != 0)) || { cat -- "$DG_TMP/pm2.out" >&2; DG_FAILED_WHY="pm2 startOrReload failed"; rc=1; }; }
   return "$rc"
@@ -517,12 +533,15 @@ dg_watch() {
 dg_running() { (($1 > 0)) && kill -0 "$1" 2>/dev/null; }
 # dg_failure_report: the failed app's reason and the last lines of its own error log.
 dg_failure_report() {
-  local log=$DG_LOGS/${DG_PM2_NAME[$DG_FAILED_APP]}.err.log tries=8
+  local name=${DG_PM2_NAME[$DG_FAILED_APP]} log tries=8
+  log=$DG_LOGS/$name.err.log
   printf '%serror:%s %s\n' "$DG_RED" "$DG_RESET" "$DG_FAILED_WHY" >&2
-  # PM2 may still be writing what the app printed as it died.
-  while [[ ! -s $log ]] && ((tries-- > 0)); do sleep 0.25; done
+  # PM2 may still be writing what the app printed as it died; in cluster mode an exception that
+  # kills a worker reaches only PM2's event bus.
+  while [[ ! -s $log && ! -s $DG_TMP/exceptions/$name ]] && ((tries-- > 0)); do sleep 0.25; done
+  [[ -s $log ]] || log=$DG_TMP/exceptions/$name
   if [[ -s $log ]]; then
-    printf -- '--- last lines of %s ---\n' "$log" >&2
+    printf -- '--- last lines of %s ---\n' "${log/#$DG_TMP\/exceptions\//exceptions PM2 caught in }" >&2
     tail -n 15 -- "$log" >&2
   else
     printf -- '--- %s is empty; PM2 said: ---\n' "$log" >&2
@@ -582,6 +601,8 @@ dg_deploy() {
     dg_rollback_to "$previous"
   fi
   dg_commit_steps
+  # In place, the copies of the previous build outputs go now (the cleanups are reset below).
+  ((DG_RELEASES_KEEP > 0)) || dg_restore_outputs
   DG_CLEANUPS=(dg_unlock)
   ((DG_RELEASES_KEEP == 0)) || { dg_prune; previous=" release $(dg_current)"; }
   dg_section "Deployed $DG_PROJECT ($DG_ENV)${previous} in $(dg_elapsed_since "$started")"
@@ -678,7 +699,7 @@ dg_start() {
     dg_ok "started $(dg_unit_instance)"
     return 0
   fi
-  DG_DELEGATED=$(sed -n 's/^pid \([0-9]*\) delegated$/\1/p' "$DG_STATE/lock.info" 2>/dev/null | tail -n 1)
+  DG_DELEGATED=$(sed -n 's/^pid \([0-9]*\) delegated$/\1/p' "$DG_STATE/lock.info" 2>/dev/null | tail -n 1 || true)
   dg_lock
   dg_preflight
   if ((DG_RELEASES_KEEP > 0)) && ! dg_current >/dev/null; then
@@ -701,9 +722,10 @@ dg_stop() {
     return 0
   fi
   # `systemctl restart` from a deploy or rollback that holds the lock runs this first (ExecStop).
-  DG_DELEGATED=$(sed -n 's/^pid \([0-9]*\) delegated$/\1/p' "$DG_STATE/lock.info" 2>/dev/null | tail -n 1)
+  DG_DELEGATED=$(sed -n 's/^pid \([0-9]*\) delegated$/\1/p' "$DG_STATE/lock.info" 2>/dev/null | tail -n 1 || true)
   dg_lock
   dg_tools
+  [[ -z ${SERVICE_RESULT-} ]] || DG_CLEANUPS+=(dg_stop_idle_daemon)
   dg_snapshot
   [[ -n $DG_PROCESSES ]] || { dg_ok "PM2 is not running (PM2_HOME=$PM2_HOME): nothing to stop"; return 0; }
   dg_section "Stopping $DG_NAMESPACE (each app gets its kill_timeout to finish)"
@@ -714,16 +736,31 @@ dg_stop() {
   done < <(dg_processes_of ns "$DG_NAMESPACE" | awk -F '\t' '$3 != "stopped" { print $1 }' | sort -u)
 }
 
+# As the unit's ExecStop (systemd sets SERVICE_RESULT), the unit owns PM2's daemon: once this
+# namespace is stopped, a daemon that runs no other namespace's apps is stopped too, leaving the
+# unit's cgroup empty; one shared with other projects (the default ~/.pm2) keeps running for them.
+dg_stop_idle_daemon() {
+  dg_snapshot
+  [[ -n $DG_PROCESSES ]] || { dg_daemon_pid >/dev/null || return 0; }
+  if [[ -n $(awk -F '\t' -v ns="$DG_NAMESPACE" '$2 != ns' <<<"$DG_PROCESSES") ]]; then
+    dg_info "PM2's daemon (PM2_HOME=$PM2_HOME) runs other namespaces' apps too: it keeps running"
+    return 0
+  fi
+  dg_pm2 kill >/dev/null && dg_ok "stopped PM2's daemon (PM2_HOME=$PM2_HOME): it ran nothing else"
+}
+
 dg_rollback() {
   dg_setup rollback
-  dg_options "[--no-wait] [--direct] [RELEASE]" "--no-wait --direct" "$@"
+  dg_options "[--no-wait] [--direct] [RELEASE | COMMIT]" "--no-wait --direct" "$@"
   ((DG_RELEASES_KEEP > 0)) || dg_die "$DG_ENV deploys in place: there are no releases to roll back to" "set releases: { keep: 5 } for $DG_ENV in the manifest and regenerate"
   dg_lock
   dg_preflight
   local target=${DG_ARGS[0]-} from
   from=$(dg_current || true)
   target=${target:-$(dg_previous || true)}
+  [[ -z $target || -d $DG_STATE/releases/$target || ! $target =~ ^[0-9a-f]{4,40}$ ]] || target=$(dg_release_of_commit "$target" || echo "$target")
   [[ -n $target && -d $DG_STATE/releases/$target ]] || dg_die "no release ${target:-before $from} to roll back to" "list them with ${DG_SCRIPTS[deploy]} --list"
+  [[ $target != "$from" ]] || { dg_ok "release $target is already serving: nothing to do"; return 0; }
   dg_section "Rolling back $DG_NAMESPACE from ${from:-none} to $target"
   dg_daemon_under_unit
   dg_switch "$target"
@@ -776,6 +813,14 @@ dg_health_check() {
 }
 
 # ----- installing the units -------------------------------------------------------------------
+# dg_install_logrotate DEST: the generated rotation with this root in place of its placeholder
+# (quoted: "&" in the root stays literal), owned by the installer, mode 0644.
+dg_install_logrotate() {
+  local text
+  text=$(<"$DG_SCRIPT_DIR/$DG_LOGROTATE") && text=${text//@@DEPLOYGEN_ROOT@@/"$ROOT"} && printf '%s\n' "$text" >"$DG_TMP/logrotate"
+  mkdir -p -- "${1%/*}"
+  if cmp -s -- "$DG_TMP/logrotate" "$1"; then dg_ok "unchanged $1"; else install -m 0644 -- "$DG_TMP/logrotate" "$1" && dg_ok "installed $1"; fi
+}
 dg_install_systemd() {
   dg_setup install-systemd
   DG_NO_TIMER=0 DG_ROOT_DIR=0
@@ -794,6 +839,7 @@ dg_install_systemd() {
       dg_die "the service user $DG_USER cannot read and write $ROOT" "sudo chown -R $DG_USER $ROOT (or give $DG_USER access to every folder above it)"
   fi
   case $ROOT in *$'\n'*) dg_die "the project root contains a line break" "move the project to a folder without one" ;; esac
+  case $ROOT in *'"'* | *'\'* | *'*'* | *'?'* | *'['* | *$'\r'*) dg_die "the project root $ROOT contains a character logrotate's paths cannot carry (\" \\ * ? [)" "move the checkout (for example to /srv/$DG_PROJECT) and run this again" ;; esac
   units=${target%/}/etc/systemd/system
   unit=$(dg_unit_instance) timer=$(dg_unit_instance "$DG_UNIT_PREFIX-health" timer)
   ((${#timer} <= 255)) || dg_die "the unit name $timer is longer than systemd's limit of 255 characters" "move the project to a shorter path"
@@ -802,6 +848,7 @@ dg_install_systemd() {
   for file in "${DG_UNIT_FILES[@]}"; do
     if cmp -s -- "$DG_SCRIPT_DIR/$file" "$units/${file##*/}"; then dg_ok "unchanged $units/${file##*/}"; else install -m 0644 -- "$DG_SCRIPT_DIR/$file" "$units/${file##*/}" && dg_ok "installed $units/${file##*/}"; fi
   done
+  dg_install_logrotate "${target%/}/etc/logrotate.d/$DG_PROJECT-$DG_ENV"
   enable=("$unit")
   ((DG_NO_TIMER == 1)) || enable+=("$timer")
   if [[ $target == / && -d /run/systemd/system ]]; then

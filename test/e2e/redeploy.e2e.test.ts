@@ -1,4 +1,4 @@
-// Issue 6 (deploy): a redeploy skips an install or build whose inputs did not change since it last
+// A redeploy skips an install or build whose inputs did not change since it last
 // succeeded, says so, and redoes everything with --force; a changed lock file or source file runs
 // them again; a failed build records nothing. Mostly on fixtures/tiny (fast), plus one full deploy
 // and one unchanged redeploy of fixtures/e2e (FastAPI + Next.js) for the figures.
@@ -74,11 +74,13 @@ describe('deploy-staging.sh skips unchanged install and build', () => {
     expect(steps(changed)).toEqual({ 'install web': 'skipped', 'build web': 'ran: inputs changed' });
     expect(await fsp.readFile(path.join(app, 'dist', 'server.js'), 'utf8')).toContain('// changed\n');
 
-    // The build output is gone: both run (the program PM2 runs counts as an output of both).
+    // The build output is gone (undeclared, it is among the build's inputs): the build runs again;
+    // the install, which never wrote it, does not.
     await fsp.rm(path.join(app, 'dist'), { recursive: true });
     const missing = await project.deploy();
     ok(missing);
-    expect(steps(missing)).toEqual({ 'install web': 'ran: outputs missing', 'build web': 'ran: inputs changed' });
+    expect(steps(missing)).toEqual({ 'install web': 'skipped', 'build web': 'ran: inputs changed' });
+    expect(await fsp.readFile(path.join(app, 'dist', 'server.js'), 'utf8')).toContain('// changed\n');
     expect(steps(await project.deploy())).toEqual({ 'install web': 'skipped', 'build web': 'skipped' });
 
     // A changed build command is a change too.
@@ -86,12 +88,31 @@ describe('deploy-staging.sh skips unchanged install and build', () => {
     expect(steps(await project.deploy())).toEqual({ 'install web': 'skipped', 'build web': 'ran: inputs changed' });
   }, 120_000);
 
+  test('declared buildOutputs: a deleted output runs the build again, and is no build input', async () => {
+    const project = await setupTiny({ editManifest: (yaml) => yaml.replace(/^( {4}build: .*)$/m, '$1\n    buildOutputs: [dist]') });
+    const app = path.join(project.root, 'app');
+    expect(await fsp.readFile(path.join(project.root, 'deploy/scripts/config-staging.sh'), 'utf8')).toContain("DG_OUTPUTS_OF[web.build]='dist'\n");
+    ok(await project.deploy());
+    expect(steps(await project.deploy())).toEqual({ 'install web': 'skipped', 'build web': 'skipped' });
+    // An output changed by hand is not an input: nothing runs.
+    await fsp.appendFile(path.join(app, 'dist', 'server.js'), '// edited by hand\n');
+    expect(steps(await project.deploy())).toEqual({ 'install web': 'skipped', 'build web': 'skipped' });
+    // Gone: the build runs again and puts it back.
+    await fsp.rm(path.join(app, 'dist'), { recursive: true });
+    const dry = await project.deploy(['--dry-run']);
+    expect(dry.stdout).toContain('plan\twould run build web (inputs changed)\n');
+    const rebuilt = await project.deploy();
+    ok(rebuilt);
+    expect(steps(rebuilt)).toEqual({ 'install web': 'skipped', 'build web': 'ran: inputs changed' });
+    expect(existsSync(path.join(app, 'dist', 'server.js'))).toBe(true);
+    expect(existsSync(path.join(app, 'dist.deploygen-previous'))).toBe(false);
+    expect(steps(await project.deploy())).toEqual({ 'install web': 'skipped', 'build web': 'skipped' });
+  }, 120_000);
+
   test('declared buildInputs: only those files (and the dependency files) count for the build', async () => {
     const project = await setupTiny({ editManifest: (yaml) => yaml.replace(/^( {4}build: .*)$/m, '$1\n    buildInputs: [src, "*.config.js"]') });
     const app = path.join(project.root, 'app');
-    expect(await fsp.readFile(path.join(project.root, 'deploy/scripts/deploy-staging.sh'), 'utf8')).toContain(
-      `inputs_build_web() { dg_inputs_hash "$ROOT"/'app' 'files' 'mkdir -p dist\ncp src/server.js dist/server.js' 'src' '*.config.js'; }`,
-    );
+    expect(await fsp.readFile(path.join(project.root, 'deploy/scripts/config-staging.sh'), 'utf8')).toContain("DG_BUILD_INPUTS[web]='src\n*.config.js'\n");
     ok(await project.deploy());
     await fsp.writeFile(path.join(app, 'NOTES.md'), 'not a build input\n');
     expect(steps(await project.deploy())).toEqual({ 'install web': 'skipped', 'build web': 'skipped' });
@@ -132,22 +153,22 @@ describe('deploy-staging.sh skips unchanged install and build', () => {
 describe('fixtures/e2e (FastAPI + Next.js): full deploy, then an unchanged redeploy', () => {
   test('the redeploy skips the venv, npm ci and next build, and is much faster', async () => {
     const project = await setupProject({ fresh: true });
-    const full = await project.deploy('issue 6: full deploy (venv + npm ci + next build)');
+    const full = await project.deploy('full deploy (venv + npm ci + next build)');
     expectOk(full);
     expect(steps(full)).toEqual({
       'install backend': 'ran: no earlier success recorded',
       'install frontend': 'ran: no earlier success recorded',
       'build frontend': 'ran: no earlier success recorded',
     });
-    const unchanged = await project.deploy('issue 6: unchanged redeploy');
+    const unchanged = await project.deploy('unchanged redeploy');
     expectOk(unchanged);
     expect(steps(unchanged)).toEqual({ 'install backend': 'skipped', 'install frontend': 'skipped', 'build frontend': 'skipped' });
     await expectServing(project);
     // The deferred record of the Next.js build was committed, and no backup of .next is left.
-    expect(await fsp.readFile(path.join(project.root, '.deploygen/state/staging/frontend.build'), 'utf8')).toMatch(SHA256);
-    expect(existsSync(path.join(project.root, '.deploygen/state/staging/frontend.build.pending'))).toBe(false);
+    expect(await fsp.readFile(path.join(project.root, '.deploygen/staging/steps/frontend.build'), 'utf8')).toMatch(SHA256);
+    expect(existsSync(path.join(project.root, '.deploygen/staging/steps/frontend.build.new'))).toBe(false);
     expect(existsSync(path.join(project.root, 'web/.next.deploygen-previous'))).toBe(false);
-    console.log(`[e2e] issue 6: full deploy ${full.ms} ms, unchanged redeploy ${unchanged.ms} ms (node ${process.version})`);
+    console.log(`[e2e] full deploy ${full.ms} ms, unchanged redeploy ${unchanged.ms} ms (node ${process.version})`);
     expect(unchanged.ms).toBeLessThan(full.ms / 2);
   }, 600_000);
 });

@@ -19,7 +19,7 @@ export interface TinyProject {
   env: NodeJS.ProcessEnv;
   /** bash deploy/scripts/deploy-staging.sh ARGS in the project root. */
   deploy(args?: readonly string[], opts?: RunOptions): Promise<RunResult>;
-  /** The deploy's record of a step (.deploygen/state/staging/<app>.<step>). */
+  /** The deploy's record of a step's last success (.deploygen/staging/steps/<app>.<step>). */
   stateFile(app: string, step: 'install' | 'build'): string;
   /** Rewrite deploygen.yaml and generate again. */
   editManifest(edit: (yaml: string) => string): Promise<void>;
@@ -51,7 +51,7 @@ export async function setupTiny(opts: TinyOptions = {}): Promise<TinyProject> {
     env: pm2.env,
     deploy: (args = [], o = {}) =>
       run('bash', [path.join(root, 'deploy', 'scripts', 'deploy-staging.sh'), ...args], { cwd: root, env: pm2.env, timeoutMs: 120_000, ...o }),
-    stateFile: (app, step) => path.join(root, '.deploygen', 'state', 'staging', `${app}.${step}`),
+    stateFile: (app, step) => path.join(root, '.deploygen', 'staging', 'steps', `${app}.${step}`),
     async editManifest(edit) {
       await fsp.writeFile(manifest, edit(await fsp.readFile(manifest, 'utf8')));
       await generateIn(root);

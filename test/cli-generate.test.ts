@@ -1,14 +1,14 @@
 // deploygen generate removes what it generated earlier and no longer produces, and nothing else.
 import { describe, expect, it } from "vitest";
-import { mkdtemp, cp, readFile, writeFile, readdir } from "node:fs/promises";
+import { cp, readFile, writeFile, readdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { runCli } from "./helpers/cli.js";
 import { FIXTURES } from "./helpers/generate.js";
+import { scratchDir } from "./helpers/scratch.js";
 
 async function project(): Promise<string> {
-  const root = await mkdtemp(path.join(tmpdir(), "deploygen-orphans-"));
+  const root = await scratchDir("deploygen-orphans-");
   await cp(path.join(FIXTURES, "codeframe", "deploygen.yaml"), path.join(root, "deploygen.yaml"));
   expect((await runCli(["generate", "-q"], { cwd: root })).code).toBe(0);
   return root;

@@ -1,18 +1,18 @@
 // The command line's manners: --help everywhere, usage errors exit 2 with the fix, colour only
 // on a terminal without NO_COLOR, --quiet, and every error ending with the action that fixes it.
 import { describe, expect, it } from "vitest";
-import { mkdtemp, cp, writeFile } from "node:fs/promises";
+import { cp, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { runCli } from "./helpers/cli.js";
 import { CLI, FIXTURES, REPO_ROOT } from "./helpers/generate.js";
+import { scratchDir } from "./helpers/scratch.js";
 
 const COMMANDS = ["generate", "check", "diff", "validate", "schema", "init", "import"] as const;
 
 async function project(): Promise<string> {
-  const root = await mkdtemp(path.join(tmpdir(), "deploygen-help-"));
+  const root = await scratchDir("deploygen-help-");
   await cp(path.join(FIXTURES, "codeframe", "deploygen.yaml"), path.join(root, "deploygen.yaml"));
   return root;
 }
@@ -56,7 +56,7 @@ describe("every user error ends with the action that fixes it", () => {
     ["validate", ["validate", "-m", "missing.yaml"], "manifest not found"],
     ["import", ["import", "missing.js"], "does not exist"],
   ])("%s", async (_name, argv, message) => {
-    const cwd = await mkdtemp(path.join(tmpdir(), "deploygen-empty-"));
+    const cwd = await scratchDir("deploygen-empty-");
     const result = await runCli(argv, { cwd });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(message);

@@ -1,20 +1,20 @@
 // deploygen import: existing PM2 ecosystem files and Procfiles become manifests that validate and
 // generate, every defect fixed on the way named in the output; JavaScript runs in a child process.
 import { describe, expect, it } from "vitest";
-import { mkdtemp, readFile, writeFile, readdir } from "node:fs/promises";
+import { readFile, writeFile, readdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { parse as parseYaml } from "yaml";
 import { runCli } from "./helpers/cli.js";
 import { FIXTURES } from "./helpers/generate.js";
+import { scratchDir } from "./helpers/scratch.js";
 
 const SEED = path.join(FIXTURES, "import", "ecosystem.staging.config.js");
 const PROCFILE = path.join(FIXTURES, "import", "Procfile");
 
 async function dir(prefix = "deploygen-import-"): Promise<string> {
-  return mkdtemp(path.join(tmpdir(), prefix));
+  return scratchDir(prefix);
 }
 
 /** Writes a source file into a fresh folder (CommonJS, as in most projects) and returns its path. */

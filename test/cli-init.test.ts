@@ -1,9 +1,8 @@
 // deploygen init: a commented starter manifest that validates and generates as written, and never
 // replaces an existing manifest.
 import { describe, expect, it } from "vitest";
-import { mkdtemp, mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { Ajv } from "ajv";
 import { parse as parseYaml } from "yaml";
@@ -11,9 +10,10 @@ import { runCli } from "./helpers/cli.js";
 import { REPO_ROOT } from "./helpers/generate.js";
 import { PRESETS, SCHEMA_IN_PACKAGE } from "../src/init.js";
 import { manifestJsonSchema } from "../src/manifest/schema.js";
+import { scratchDir } from "./helpers/scratch.js";
 
 async function folder(name = "shop-app"): Promise<string> {
-  const dir = path.join(await mkdtemp(path.join(tmpdir(), "deploygen-init-")), name);
+  const dir = path.join(await scratchDir("deploygen-init-"), name);
   await mkdir(dir);
   return dir;
 }

@@ -1,11 +1,12 @@
 // Generated output depends on the manifest only: not on the folder, the working directory, the
 // user, the host, the time zone or the time. Two runs in two folders give identical bytes.
 import { describe, expect, it } from "vitest";
-import { mkdtemp, cp, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { cp, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir, userInfo, hostname, homedir } from "node:os";
 import path from "node:path";
 import { runCli } from "./helpers/cli.js";
 import { FIXTURES, REPO_ROOT } from "./helpers/generate.js";
+import { scratchDir } from "./helpers/scratch.js";
 
 async function tree(dir: string): Promise<Map<string, { mode: number; bytes: Buffer }>> {
   const files = new Map<string, { mode: number; bytes: Buffer }>();
@@ -21,8 +22,8 @@ describe("deterministic output", () => {
   it("is byte-identical across runs, folders, working directories and environments", async () => {
     // Two projects at different depths and absolute paths; generated from different working
     // directories (the project itself, and its parent with -m), under different TZ and user.
-    const first = await mkdtemp(path.join(tmpdir(), "deploygen-a-"));
-    const second = path.join(await mkdtemp(path.join(tmpdir(), "deploygen-bb-")), "nested", "checkout with space");
+    const first = await scratchDir("deploygen-a-");
+    const second = path.join(await scratchDir("deploygen-bb-"), "nested", "checkout with space");
     await mkdir(second, { recursive: true });
     for (const dir of [first, second]) await cp(path.join(FIXTURES, "codeframe", "deploygen.yaml"), path.join(dir, "deploygen.yaml"));
 
@@ -48,7 +49,7 @@ describe("deterministic output", () => {
   });
 
   it("contains no absolute path, user, host, date or time of the machine that generated it", async () => {
-    const root = await mkdtemp(path.join(tmpdir(), "deploygen-leak-"));
+    const root = await scratchDir("deploygen-leak-");
     await cp(path.join(FIXTURES, "codeframe", "deploygen.yaml"), path.join(root, "deploygen.yaml"));
     expect((await runCli(["generate", "-q"], { cwd: root })).code).toBe(0);
     const forbidden = [root, path.dirname(root), REPO_ROOT.replace(/\/$/, ""), tmpdir(), homedir(), hostname()];
@@ -70,8 +71,8 @@ describe("deterministic output", () => {
   });
 
   it("orders apps, environments and keys the same whatever the manifest's order", async () => {
-    const a = await mkdtemp(path.join(tmpdir(), "deploygen-order-a-"));
-    const b = await mkdtemp(path.join(tmpdir(), "deploygen-order-b-"));
+    const a = await scratchDir("deploygen-order-a-");
+    const b = await scratchDir("deploygen-order-b-");
     const manifest = (apps: string[], environments: string[], envKeys: string[]) =>
       [
         "version: 1",

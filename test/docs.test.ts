@@ -1,9 +1,8 @@
 // The documentation that can drift is generated or executed: docs/manifest.md comes from the
 // schema, and the CI recipe's workflow and hook are parsed and run.
 import { describe, expect, it } from "vitest";
-import { mkdtemp, readFile, writeFile, mkdir, symlink, chmod, cp } from "node:fs/promises";
+import { readFile, writeFile, mkdir, symlink, chmod, cp } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { execFileSync, spawnSync } from "node:child_process";
 import { parse as parseYaml } from "yaml";
@@ -11,6 +10,7 @@ import { manifestReference, anchor } from "../src/docs.js";
 import { manifestJsonSchema } from "../src/manifest/schema.js";
 import { REPO_ROOT, FIXTURES } from "./helpers/generate.js";
 import { runCli } from "./helpers/cli.js";
+import { scratchDir } from "./helpers/scratch.js";
 
 const DOCS = path.join(REPO_ROOT, "docs");
 
@@ -81,7 +81,7 @@ describe("docs/ci.md", () => {
     const hook = codeBlocks(await read()).find(([lang, text]) => lang === "sh" && text.startsWith("#!/bin/sh"));
     expect(hook).toBeDefined();
     if (!existsSync(path.join(REPO_ROOT, "dist", "cli.js"))) throw new Error("dist/cli.js is missing: run `npm run build` (npm ci runs it) before the tests");
-    const repo = await mkdtemp(path.join(tmpdir(), "deploygen-hook-"));
+    const repo = await scratchDir("deploygen-hook-");
     const git = (...args: string[]) => spawnSync("git", args, { cwd: repo, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
     git("init", "-q");
     git("config", "user.email", "test@example.com");
@@ -137,7 +137,7 @@ describe("docs/runbook.md", () => {
     const text = await readFile(path.join(DOCS, "runbook.md"), "utf8");
     for (const heading of ["## First install (on the host)", "## Update", "## Rollback"]) expect(text).toContain(heading);
     expect(text).toMatch(/git checkout --detach <good-commit>\n.*deploy\/scripts\/deploy-staging\.sh/);
-    const root = await mkdtemp(path.join(tmpdir(), "deploygen-runbook-"));
+    const root = await scratchDir("deploygen-runbook-");
     await cp(path.join(FIXTURES, "codeframe", "deploygen.yaml"), path.join(root, "deploygen.yaml"));
     await runCli(["generate", "-q"], { cwd: root });
     // Every deploy/... path the runbook names exists in the codeframe example's output.

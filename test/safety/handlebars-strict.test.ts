@@ -107,7 +107,7 @@ describe("the real templates", () => {
   it("use a triple stash only for commands, which are shell code by design", () => {
     for (const file of files) {
       for (const match of readFileSync(file, "utf8").matchAll(/\{\{\{([^}]*)\}\}\}/g)) {
-        expect(path.relative(TEMPLATES_DIR, file)).toBe("scripts/deploy.sh.hbs");
+        expect(path.relative(TEMPLATES_DIR, file)).toBe("scripts/config.sh.hbs");
         expect(match[1]).toBe("this");
       }
     }
@@ -117,11 +117,20 @@ describe("the real templates", () => {
     // Each of these is constrained before it reaches a template: names match [a-z][a-z0-9-]*
     // (user and group [a-z_][a-z0-9_-]*), env keys [A-Za-z_][A-Za-z0-9_]*, numbers are numbers,
     // the header is deploygen's own text. installScript (a path) appears only in a comment, and a
-    // path cannot hold a line break. Anything else must go through sh, systemd*, js or json.
+    // path cannot hold a line break. In the scripts: @key is a command name of deploygen's own
+    // (deploy, install-systemd...), description a sentence of its own around the project and
+    // environment names, functionName one of the library's dg_* functions. In the logrotate file:
+    // logDir is the logs folder deploygen names, rootPlaceholder its own marker, installedName
+    // derived from the project and environment names, maxSize matches LOG_SIZE_PATTERN, and
+    // pm2LogUnderRoot/pm2LogAbsolute are set only for a path LOGROTATE_UNSAFE_PATH accepts (no
+    // quote, backslash, glob character or line break). Anything else must go through sh,
+    // systemd*, js or json.
     const allowed = new Set([
       "header", "project", "environment", "namespace", "rootEnvVar", "~rootEnvVar", "unitPrefix", "unitTemplate", "healthUnitPrefix", "healthUnit",
       "timerName", "user", "group", "key", "shellName", "alertWebhookEnv", "deployScriptName", "startScriptName", "stopScriptName", "healthCheckScriptName",
       "installSystemdScriptName", "portText", "health.timeoutSeconds", "intervalSeconds", "startTimeoutSeconds", "stopTimeoutSeconds", "installScript",
+      "port", "maxHealthTimeout", "minFreeDiskMB", "releasesKeep", "@key", "description", "functionName",
+      "logDir", "rootPlaceholder", "installedName", "maxSize", "keep", "pm2LogUnderRoot", "pm2LogAbsolute",
     ]);
     const bare: string[] = [];
     for (const file of files) {
@@ -134,7 +143,18 @@ describe("the real templates", () => {
     expect(bare).toEqual([]);
   });
 
-  it("the env-file partial holds no Handlebars syntax at all (it is bash, included verbatim)", () => {
-    expect(readFileSync(path.join(TEMPLATES_DIR, "partials", "env-file.sh"), "utf8")).not.toContain("{{");
+  it("the library and the Node helper are copied verbatim behind the header, never rendered", async () => {
+    const { planFixture } = await import("../helpers/generate.js");
+    const generated = await planFixture("codeframe");
+    for (const name of ["deploygen-lib.sh", "deploygen-helper.cjs"]) {
+      const source = readFileSync(path.join(TEMPLATES_DIR, "scripts", name), "utf8");
+      const output = generated.files.find((file) => file.path === `scripts/${name}`)?.content;
+      expect(output, name).toBeDefined();
+      expect(output!.endsWith(source), name).toBe(true);
+      // What comes before the template's bytes: a shebang or shellcheck directive, and comments.
+      const prefix = output!.slice(0, output!.length - source.length).split("\n").filter(Boolean);
+      expect(prefix.length).toBeGreaterThan(1);
+      for (const line of prefix) expect(line, name).toMatch(name.endsWith(".sh") ? /^#/ : /^(#!|\/\/)/);
+    }
   });
 });

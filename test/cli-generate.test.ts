@@ -35,6 +35,8 @@ describe("deploygen generate and orphans", () => {
     const removed = result.stdout.split("\n").filter((line) => line.startsWith("removed")).map((line) => line.replace(/\s+\(no longer generated\)$/, "").split(/\s+/)[1]);
     expect(removed).toEqual([
       "deploy/ecosystem.production.config.js",
+      "deploy/logrotate/codeframe-production.conf",
+      "deploy/scripts/config-production.sh",
       "deploy/scripts/deploy-production.sh",
       "deploy/scripts/health-check-production.sh",
       "deploy/scripts/install-systemd-production.sh",
@@ -44,7 +46,9 @@ describe("deploygen generate and orphans", () => {
       "deploy/systemd/codeframe-production-health@.timer",
       "deploy/systemd/codeframe-production@.service",
     ]);
-    expect(result.stdout).toMatch(/\n0 written, 11 unchanged, 9 removed\n$/);
+    expect(result.stdout).toMatch(/\n0 written, 14 unchanged, 11 removed\n$/);
+    // The library and the helper serve the environment that is left: they stay.
+    for (const shared of ["deploygen-lib.sh", "deploygen-helper.cjs"]) expect(existsSync(path.join(deploy, "scripts", shared))).toBe(true);
     for (const file of removed) expect(existsSync(path.join(root, file!))).toBe(false);
     // Hand-written files survive, whatever their name.
     expect(await readFile(path.join(deploy, "README.md"), "utf8")).toBe("Hand-written notes about deploy/.\n");

@@ -142,8 +142,19 @@ describe("docs/runbook.md", () => {
     await runCli(["generate", "-q"], { cwd: root });
     // Every deploy/... path the runbook names exists in the codeframe example's output.
     for (const [file] of text.matchAll(/deploy\/(scripts|systemd)\/[\w@.-]+/g)) expect(existsSync(path.join(root, file)), file).toBe(true);
-    // Every option it passes to a generated script is one the script accepts.
-    const scripts = await readFile(path.join(root, "deploy", "scripts", "deploy-staging.sh"), "utf8");
-    for (const [, option] of text.matchAll(/deploy-staging\.sh (--[a-z-]+)/g)) expect(scripts).toContain(`${option})`);
+    // Every option it passes to a generated script is one the script accepts: the script reads
+    // its options in order, so OPTION --help prints the usage (exit 0) only when OPTION is known.
+    const accepts = (script: string, option: string) =>
+      spawnSync("bash", [path.join(root, "deploy", "scripts", script), option, "--help"], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+    const unknown = accepts("deploy-staging.sh", "--no-such-option");
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toContain("unknown option: --no-such-option");
+    const options = [...text.matchAll(/([a-z-]+-staging\.sh) (--[a-z-]+)/g)];
+    expect(options.length).toBeGreaterThan(0);
+    for (const [, script, option] of options) {
+      const result = accepts(script!, option!);
+      expect(result.status, `${script} ${option}: ${result.stderr}`).toBe(0);
+      expect(result.stdout).toMatch(/^Usage: /);
+    }
   });
 });

@@ -6,7 +6,9 @@ import path from "node:path";
 import { NAME_PATTERN, ENV_KEY_PATTERN, STANDARD_NODE_ENVS, type Runtime } from "../manifest/schema.js";
 import { namespaceName, normaliseName, pm2AppName, projectEnvNameVar, projectRootVar, LOGS_DIR } from "../names.js";
 import type { SourceFile, SourceProcess } from "./sources.js";
+import type { EvaluatedEnvironment } from "./evaluate.js";
 import { mentionsPort, portPlaceholder } from "./shell-words.js";
+import { cronProblem } from "../manifest/rules.js";
 
 export interface ImportNote {
   /** fixed: a defect of the source that the manifest no longer has. assumed: a guess to check. not-imported: no deploygen equivalent. */
@@ -55,8 +57,18 @@ export interface AppDraft {
   build?: string[];
   verify?: { files?: string[]; commands?: string[] };
   health?: { path: string; timeoutSeconds?: number };
-  instances?: number;
+  instances?: number | "max";
+  execMode?: "cluster";
   stopTimeoutSeconds?: number;
+  maxMemory?: string;
+  maxRestarts?: number;
+  minUptimeSeconds?: number;
+  restartDelaySeconds?: number;
+  nodeArgs?: string[];
+  interpreterArgs?: string[];
+  logDateFormat?: string;
+  waitReady?: boolean;
+  cronRestart?: string;
 }
 
 export interface EnvironmentDraft {
@@ -82,8 +94,12 @@ const PACKAGE_MANAGERS = new Set(["npm", "yarn", "pnpm", "bun"]);
 const PROJECT_NODE_TOOLS = new Set(["vite", "nuxt", "nuxi", "astro", "remix", "react-scripts", "webpack", "webpack-dev-server", "serve", "http-server", "tsx", "ts-node"]);
 /** PM2's default kill_timeout: SIGKILL this long after the stop signal. */
 const PM2_DEFAULT_KILL_TIMEOUT_MS = 1600;
-const SECRET_NAME = /(^|_)(SECRET|TOKEN|PASSWORD|PASSWD|PASS|PWD|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIALS?|AUTH|DSN|SALT)(_|$)|_KEY$/i;
-const CREDENTIALS_IN_URL = /:\/\/[^/\s:@]+:[^/\s@]+@/;
+/** Names of secrets: *_PW, *_PASS*, *_SECRET*, *_TOKEN*, *_KEY, passwords, credentials, DSNs. */
+const SECRET_NAME = /_PW$|_PASS|^PASS(WORD|WD|PHRASE)?(_|$)|_SECRET|^SECRETS?(_|$)|_TOKEN|^TOKENS?(_|$)|PASSWORD|PASSWD|(^|_)KEY$|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL|(^|_)AUTH(_|$)|(^|_)DSN$|(^|_)SALT$/i;
+/** Names that look like secrets but are public or not secret at all (shown in browsers, the working folder, an agent's socket path). */
+const NOT_SECRET_NAME = /^(PWD|OLDPWD)$|_SOCK$|^(NEXT_PUBLIC|VITE|REACT_APP|NUXT_PUBLIC|EXPO_PUBLIC|PUBLIC)_|_PUBLISHABLE_KEY$/i;
+export const isSecretName = (name: string) => SECRET_NAME.test(name) && !NOT_SECRET_NAME.test(name);
+const CREDENTIALS_IN_URL = /:\/\/[^/\s:@]*:[^/\s@]+@/;
 const HOST_PATTERN = /^[A-Za-z0-9.:[\]-]+$/;
 
 const isPythonBinary = (file: string) => /^python(\d+(\.\d+)*)?$/.test(path.posix.basename(file));
@@ -105,7 +121,7 @@ function commonFolder(paths: string[]): string {
 
 function toNumber(value: unknown): number | undefined {
   if (typeof value === "number" && Number.isFinite(value)) return value;
-  if (typeof value === "string" && /^\s*\d+(\.\d+)?\s*$/.test(value)) return Number(value);
+  if (typeof value === "string" && /^\s*-?\d+(\.\d+)?\s*$/.test(value)) return Number(value);
   return undefined;
 }
 
@@ -151,6 +167,12 @@ interface Context {
   environments: string[];
   /** What held an absolute path under the root, for one note. */
   absolutePaths: string[];
+  /** The source's text: a path that it does not contain was computed at load time (path.resolve(__dirname)), not hard-coded. */
+  sourceText?: string;
+  /** What a JavaScript source read from and added to process.env while loading. */
+  evaluated?: EvaluatedEnvironment;
+  /** Variables a JavaScript source loaded into process.env (dotenv) that the apps used: they belong in the env file. */
+  loadedFromDotenv: Set<string>;
 }
 
 export function convertSource(source: SourceFile, options: ConvertOptions): Conversion {
@@ -161,7 +183,20 @@ export function convertSource(source: SourceFile, options: ConvertOptions): Conv
   const relativeBase = rootOrigin === "absolute-paths" ? root : options.sourceDir;
   const project = chooseProject(source, options, root, notes);
   const environments = chooseEnvironments(source, options);
-  const context: Context = { kind: source.kind, options, notes, root, relativeBase, project, projectVar: projectEnvNameVar(project), environments, absolutePaths: [] };
+  const context: Context = {
+    kind: source.kind,
+    options,
+    notes,
+    root,
+    relativeBase,
+    project,
+    projectVar: projectEnvNameVar(project),
+    environments,
+    absolutePaths: [],
+    ...(source.text !== undefined ? { sourceText: source.text } : {}),
+    ...(source.environment !== undefined ? { evaluated: source.environment } : {}),
+    loadedFromDotenv: new Set(),
+  };
 
   const keys = chooseAppKeys(source.processes, project, environments);
   const apps: Record<string, AppDraft> = {};
@@ -200,6 +235,8 @@ export function convertSource(source: SourceFile, options: ConvertOptions): Conv
       }
     }
     if (typeof process.options.env_file === "string") envFiles.push({ app: key, file: process.options.env_file });
+    if (source.environment && source.environment.read.length > 0 && /\bundefined\b/.test(process.name))
+      notes.add("fixed", `PM2 name ${process.name}: computed from variables that were not set while importing (${quoteList(source.environment.read)}): the app is ${key}`);
     const expected = pm2AppName(project, environments[0]!, key);
     if (source.kind === "pm2" && process.name !== expected) renamed.push(`${process.name} -> ${expected}`);
     if (converted.needsPort && converted.app.port === undefined) needPorts.push(key);
@@ -214,6 +251,16 @@ export function convertSource(source: SourceFile, options: ConvertOptions): Conv
     taken.add(next);
     notes.add("assumed", `${key}: port ${next} (the process reads $PORT or has no port of its own): change it if something else listens there`);
   }
+  for (const [key, app] of Object.entries(apps))
+    if (app.port !== undefined && app.port < 1024)
+      notes.group("assumed", "privileged-port", key, (subjects) => `${quoteList(subjects)}: port${subjects.length > 1 ? "s" : ""} below 1024 (${subjects.map((subject) => apps[subject]!.port).join(", ")}): the systemd unit runs as the service user ${project}, not root, which cannot bind them: use a port above 1023 behind a reverse proxy`);
+  const seenNames = new Map<string, number>();
+  for (const process of source.processes) seenNames.set(process.name, (seenNames.get(process.name) ?? 0) + 1);
+  for (const [name, count] of seenNames)
+    if (count > 1) {
+      const kept = source.processes.map((process, index) => (process.name === name ? keys[index]! : undefined)).filter((key): key is string => key !== undefined);
+      notes.add("assumed", `${options.sourceName} defines ${name} ${count} times: all are kept, as ${quoteList(kept)}; remove the ones you do not run`, true);
+    }
   for (const [key, app] of Object.entries(apps))
     if (app.port !== undefined && app.health === undefined)
       notes.group("assumed", "health", key, (subjects) => `${quoteList(subjects)}: no health URL known: add health: { path: /health } (any path that answers 2xx) so that deploy waits for the app instead of trusting PM2's "online"`);
@@ -236,7 +283,7 @@ export function convertSource(source: SourceFile, options: ConvertOptions): Conv
   for (const environment of environments) {
     const draft = environmentDrafts[environment]!;
     if (firstEnvFile) draft.envFile = projectPath(firstEnvFile.file, context, `env_file`);
-    else if (secrets.size > 0 || source.kind === "procfile") draft.envFile = `.env.${environment}`;
+    else if (secrets.size > 0 || context.loadedFromDotenv.size > 0 || source.kind === "procfile") draft.envFile = `.env.${environment}`;
     if (draft.envFile !== undefined) {
       const example = `${draft.envFile}.example`;
       if (options.probe.exists(path.posix.join(root, example))) draft.exampleFile = example;
@@ -288,7 +335,10 @@ export function convertSource(source: SourceFile, options: ConvertOptions): Conv
   return { manifest, notes: notes.list(), project, environments, root, rootOrigin };
 }
 
-const APP_FIELD_ORDER = ["runtime", "cwd", "script", "args", "port", "host", "env", "install", "build", "verify", "health", "instances", "stopTimeoutSeconds"];
+const APP_FIELD_ORDER = [
+  "runtime", "cwd", "script", "args", "port", "host", "env", "install", "build", "verify", "health", "instances", "execMode", "stopTimeoutSeconds",
+  "maxMemory", "maxRestarts", "minUptimeSeconds", "restartDelaySeconds", "nodeArgs", "interpreterArgs", "logDateFormat", "waitReady", "cronRestart",
+];
 const ENVIRONMENT_FIELD_ORDER = ["envFile", "exampleFile", "requiredEnv", "env", "apps", "systemd"];
 
 /** The fields in the order the documentation shows them; absent ones left out. */
@@ -347,6 +397,7 @@ function chooseAppKeys(processes: SourceProcess[], project: string, environments
   return processes.map((process, index) => {
     let parts = words(process.name);
     if (projectWords.every((word, position) => parts[position] === word) && parts.length > projectWords.length) parts = parts.slice(projectWords.length);
+    parts = parts.filter((part) => part !== "undefined" && part !== "null");
     const withoutEnvironment = parts.filter((part) => !environments.includes(part) && part !== "prod" && part !== "stage");
     if (withoutEnvironment.length > 0) parts = withoutEnvironment;
     let key = normaliseName(parts.join("-")) || `app-${index + 1}`;
@@ -357,11 +408,21 @@ function chooseAppKeys(processes: SourceProcess[], project: string, environments
   });
 }
 
+/**
+ * An absolute path under the root is noted as hard-coded only when the file says it literally: one
+ * computed at load time (path.resolve(__dirname), process.cwd()) already followed the checkout.
+ */
+function noteAbsolute(value: string, what: string, context: Context): void {
+  if (context.sourceText === undefined || context.sourceText.includes(value.replace(/\/+$/, "")) || (context.root !== "/" && context.sourceText.includes(context.root))) {
+    if (!context.absolutePaths.includes(what)) context.absolutePaths.push(what);
+  }
+}
+
 /** A path of the source as the manifest writes it: project-relative, noting absolute ones. */
 function projectPath(value: string, context: Context, what: string, base = context.root): string {
   const absolute = path.posix.isAbsolute(value) ? path.posix.normalize(value) : path.posix.join(context.relativeBase, value);
   if (absolute === context.root || absolute.startsWith(`${context.root}/`)) {
-    if (path.posix.isAbsolute(value)) context.absolutePaths.push(what);
+    if (path.posix.isAbsolute(value)) noteAbsolute(value, what, context);
     return path.posix.relative(base, absolute) || ".";
   }
   if (!path.posix.isAbsolute(value)) return path.posix.normalize(value);
@@ -384,7 +445,7 @@ function convertProcess(process: SourceProcess, key: string, context: Context): 
     if (!path.posix.isAbsolute(file)) return file;
     const inside = file === context.root || file.startsWith(`${context.root}/`);
     if (!inside) return file;
-    context.absolutePaths.push(what);
+    noteAbsolute(file, what, context);
     return path.posix.relative(cwdAbs, file) || ".";
   };
   let script = process.script;
@@ -435,6 +496,7 @@ function convertProcess(process: SourceProcess, key: string, context: Context): 
     const build = guessNodeBuild(cwdAbs, context);
     if (build) app.build = [build];
   } else if (PACKAGE_MANAGERS.has(base)) {
+    hiddenDevServer(base, args, key, cwdAbs, context);
     const dev = args[0] === "dev" || (["run", "run-script"].includes(args[0] ?? "") && args[1] === "dev");
     if (dev) {
       notes.add("fixed", `${key} ran \`${base} ${args.join(" ")}\` (a development server): now \`${base} start\`; check that your start script runs the production server`);
@@ -444,8 +506,8 @@ function convertProcess(process: SourceProcess, key: string, context: Context): 
     const extracted = extractPort(args, ["--port", "-p"]);
     app.args = [base, ...extracted.args];
     takePort(extracted);
-    app.install = [guessNodeInstall(cwdAbs, key, context)];
-    const build = guessNodeBuild(cwdAbs, context);
+    app.install = [guessNodeInstall(cwdAbs, key, context, base)];
+    const build = guessNodeBuild(cwdAbs, context, false, base);
     if (build) app.build = [build];
     notes.group("assumed", "path-lookup", key, (subjects) => `${quoteList(subjects)}: run through /usr/bin/env, which finds the program on the PATH of the service user`);
   } else if (process.shellCommand !== undefined) {
@@ -458,7 +520,20 @@ function convertProcess(process: SourceProcess, key: string, context: Context): 
     const program = runner ?? script;
     const rest = runner ? [relativeToCwd(script, `${key} script`), ...args] : args;
     const extracted = extractPort(rest, ["--port", "-p"]);
-    if (!program.includes("/") && PROJECT_NODE_TOOLS.has(program)) {
+    const scriptFile = !path.posix.isAbsolute(script) && (script.includes("/") || context.options.probe.exists(path.posix.join(cwdAbs, script)));
+    if (runner && /^(ba|da|z)?sh$/.test(path.posix.basename(runner)))
+      notes.add("assumed", `${key}: interpreter ${runner}: runs as ${path.posix.basename(runner)} ${script} (runtime command); check that ${script} does not start a development server`);
+    if (!runner && interpreter !== "none" && scriptFile && path.posix.extname(script) === "") {
+      // PM2 runs a file without an extension (Express's bin/www) with node.
+      app.runtime = "node";
+      app.script = relativeToCwd(script, `${key} script`);
+      if (extracted.args.length > 0) app.args = extracted.args;
+      takePort(extracted);
+      app.install = [guessNodeInstall(cwdAbs, key, context)];
+      const build = guessNodeBuild(cwdAbs, context);
+      if (build) app.build = [build];
+      notes.add("assumed", `${key}: ${script} has no extension, so PM2 ran it with node: runtime node`);
+    } else if (!program.includes("/") && PROJECT_NODE_TOOLS.has(program)) {
       app.script = `node_modules/.bin/${program}`;
       if (extracted.args.length > 0) app.args = extracted.args;
       notes.group("assumed", "node-bin", key, (subjects) => `${quoteList(subjects)}: ${program} is taken from the app's node_modules/.bin (installed by npm ci)`);
@@ -475,6 +550,7 @@ function convertProcess(process: SourceProcess, key: string, context: Context): 
   }
 
   if (app.runtime === "nextjs") needsPort = true;
+  if (app.args !== undefined) app.args = app.args.map((arg) => relativeArg(arg, key, cwdAbs, context));
   convertProcessOptions(app, key, process, context);
   return { app, cwdAbs, needsPort };
 }
@@ -500,6 +576,8 @@ function convertNext(app: AppDraft, key: string, args: string[], context: Contex
     } else remaining.push(arg);
   }
   if (remaining.length > 0) notes.add("not-imported", `${key}: next arguments ${quoteList(remaining)}: runtime nextjs runs \`next start -H <host> -p <port>\``);
+  if (app.host === undefined)
+    notes.add("assumed", `${key}: next ${command} listened on all interfaces (0.0.0.0, Next.js's default); it now binds 127.0.0.1, reachable through a reverse proxy on the host: set host: 0.0.0.0 if clients connect to it directly`);
   const cwdAbs = path.posix.join(context.root, app.cwd);
   app.install = [guessNodeInstall(cwdAbs, key, context)];
   app.build = [guessNodeBuild(cwdAbs, context, true)!];
@@ -526,6 +604,11 @@ function convertPython(
   if (isPythonBinary(script)) {
     python = script;
     pythonArgs = args;
+  } else if (interpreter !== undefined && isPythonBinary(interpreter) && PYTHON_TOOLS.has(base.replace(/\.exe$/, ""))) {
+    // `interpreter: python, script: uvicorn`: Python would look for a file named uvicorn in cwd.
+    python = interpreter;
+    pythonArgs = ["-m", base, ...args];
+    notes.add("fixed", `${key} ran ${interpreter} ${script}, which makes Python look for a file named ${script} in the app's folder: now ${base} runs as a module (-m ${base})`);
   } else if (interpreter !== undefined && isPythonBinary(interpreter)) {
     python = interpreter;
     pythonArgs = [relativeToCwd(script, `${key} script`), ...args];
@@ -607,12 +690,41 @@ function extractPort(args: string[], flags: string[]): { args: string[]; port?: 
   return { args: result, ...(port !== undefined ? { port } : {}), usesVariable: usesPortVariable };
 }
 
-function lockfileCommand(cwdAbs: string, context: Context): { manager: string; install: string } | undefined {
+const INSTALL_COMMANDS: Record<string, string> = {
+  pnpm: "pnpm install --frozen-lockfile",
+  yarn: "yarn install --frozen-lockfile",
+  "yarn-berry": "yarn install --immutable",
+  bun: "bun install --frozen-lockfile",
+  npm: "npm ci",
+};
+
+function readPackageJson(cwdAbs: string, context: Context): { scripts?: Record<string, unknown>; packageManager?: unknown } | undefined {
+  const text = context.options.probe.readText(path.posix.join(cwdAbs, "package.json"));
+  if (text === undefined) return undefined;
+  try {
+    const data = JSON.parse(text) as unknown;
+    return typeof data === "object" && data !== null ? (data as { scripts?: Record<string, unknown>; packageManager?: unknown }) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The package manager of the app's folder: its lockfile, else package.json's packageManager field,
+ * else the manager the process itself ran (`pnpm start`), with the install command it needs.
+ */
+function packageManager(cwdAbs: string, context: Context, ranWith?: string): { manager: string; install: string; from: string } | undefined {
   const has = (file: string) => context.options.probe.exists(path.posix.join(cwdAbs, file));
-  if (has("pnpm-lock.yaml")) return { manager: "pnpm", install: "pnpm install --frozen-lockfile" };
-  if (has("yarn.lock")) return { manager: "yarn", install: "yarn install --frozen-lockfile" };
-  if (has("bun.lockb") || has("bun.lock")) return { manager: "bun", install: "bun install --frozen-lockfile" };
-  if (has("package-lock.json") || has("npm-shrinkwrap.json")) return { manager: "npm", install: "npm ci" };
+  const declared = readPackageJson(cwdAbs, context)?.packageManager;
+  const declaredName = typeof declared === "string" ? /^(npm|pnpm|yarn|bun)@(\d+)?/.exec(declared) : null;
+  const yarnKind = () => (has(".yarnrc.yml") || (declaredName?.[1] === "yarn" && Number(declaredName[2] ?? 1) >= 2) ? "yarn-berry" : "yarn");
+  const pick = (manager: string, from: string) => ({ manager: manager === "yarn-berry" ? "yarn" : manager, install: INSTALL_COMMANDS[manager]!, from });
+  if (has("pnpm-lock.yaml")) return pick("pnpm", "pnpm-lock.yaml");
+  if (has("yarn.lock")) return pick(yarnKind(), "yarn.lock");
+  if (has("bun.lockb") || has("bun.lock")) return pick("bun", "bun.lock");
+  if (has("package-lock.json") || has("npm-shrinkwrap.json")) return pick("npm", "package-lock.json");
+  if (declaredName) return pick(declaredName[1] === "yarn" ? yarnKind() : declaredName[1]!, `the packageManager field (${String(declared)})`);
+  if (ranWith !== undefined && ranWith !== "npm" && PACKAGE_MANAGERS.has(ranWith)) return pick(ranWith === "yarn" ? yarnKind() : ranWith, `the command (${ranWith})`);
   return undefined;
 }
 
@@ -621,26 +733,57 @@ function installFixed(key: string, context: Context): void {
   context.notes.group("fixed", "install", key, (subjects) => `${quoteList(subjects)}: nothing installed dependencies, so a fresh host or a changed lockfile broke the start: deploy now runs install in the app's folder first`);
 }
 
-function guessNodeInstall(cwdAbs: string, key: string, context: Context): string {
+function guessNodeInstall(cwdAbs: string, key: string, context: Context, ranWith?: string): string {
   installFixed(key, context);
-  const found = lockfileCommand(cwdAbs, context);
-  if (found) return found.install;
-  context.notes.group("assumed", "node-install", key, (subjects) => `${quoteList(subjects)}: install is npm ci (no lockfile found here to tell npm, yarn or pnpm apart): check it`);
+  const found = packageManager(cwdAbs, context, ranWith);
+  if (found) {
+    if (!found.from.endsWith(".yaml") && !found.from.endsWith(".lock") && !found.from.endsWith(".json"))
+      context.notes.group("assumed", `install-from-${found.manager}`, key, (subjects) => `${quoteList(subjects)}: install is ${found.install} (no lockfile found here; from ${found.from}): check it`);
+    return found.install;
+  }
+  context.notes.group("assumed", "node-install", key, (subjects) => `${quoteList(subjects)}: install is npm ci (no lockfile or packageManager field found here to tell npm, yarn, pnpm or bun apart): check it`);
   return "npm ci";
 }
 
-function guessNodeBuild(cwdAbs: string, context: Context, required = false): string | undefined {
-  const manager = lockfileCommand(cwdAbs, context)?.manager ?? "npm";
+function guessNodeBuild(cwdAbs: string, context: Context, required = false, ranWith?: string): string | undefined {
+  const manager = packageManager(cwdAbs, context, ranWith)?.manager ?? "npm";
   const command = manager === "npm" ? "npm run build" : `${manager} run build`;
   if (required) return command;
-  const text = context.options.probe.readText(path.posix.join(cwdAbs, "package.json"));
-  if (text === undefined) return undefined;
-  try {
-    const scripts = (JSON.parse(text) as { scripts?: Record<string, unknown> }).scripts;
-    return scripts && typeof scripts.build === "string" ? command : undefined;
-  } catch {
-    return undefined;
+  const scripts = readPackageJson(cwdAbs, context)?.scripts;
+  return scripts && typeof scripts.build === "string" ? command : undefined;
+}
+
+/** Development servers that package.json scripts start. */
+const DEV_SERVER_COMMANDS = /\b(react-scripts start|next dev|nuxi? dev|vite(?!\s+(build|preview))(\s|$)|nodemon|ts-node-dev|webpack-dev-server|webpack serve|gatsby develop|ng serve|vue-cli-service serve|astro dev|remix dev|tsx watch)|\s--(watch|reload)\b/;
+
+/** `npm start` whose start script is `react-scripts start`: the manifest runs it, but it is a dev server. Reported, never changed. */
+function hiddenDevServer(manager: string, args: string[], key: string, cwdAbs: string, context: Context): void {
+  const [first, second] = args;
+  const name = first === "start" || first === "test" ? first : first === "run" || first === "run-script" ? second : manager !== "npm" && first !== undefined && !first.startsWith("-") ? first : undefined;
+  if (name === undefined || name === "dev") return;
+  const scripts = readPackageJson(cwdAbs, context)?.scripts;
+  const command = scripts?.[name];
+  if (typeof command === "string" && DEV_SERVER_COMMANDS.test(command))
+    context.notes.add(
+      "assumed",
+      `${key} runs \`${manager} ${args.join(" ")}\`, whose package.json script is \`${command}\`: a development server (hot reload, unoptimised code); build the app and serve the build instead (change that script or this app's args), or validate cannot tell`,
+    );
+  else if (typeof command !== "string" && /(^|:)dev(elop(ment)?)?$/.test(name))
+    context.notes.add("assumed", `${key} runs the package script ${name}, by its name a development server (no package.json found here to check): run the production server instead`);
+}
+
+/** An absolute path in an argument (`--env-file=/srv/app/.env`, `/srv/app/config.yml`): relative to the app's cwd when under the root, else reported. */
+function relativeArg(arg: string, key: string, cwdAbs: string, context: Context): string {
+  const match = /^(--?[A-Za-z0-9][\w-]*=)?(\/[^\s:]*)$/.exec(arg);
+  if (!match) return arg;
+  const [, flag = "", file = ""] = match;
+  if (file === context.root || file.startsWith(`${context.root}/`)) {
+    noteAbsolute(file, `${key} args`, context);
+    return `${flag}${path.posix.relative(cwdAbs, path.posix.normalize(file)) || "."}`;
   }
+  if (/^\/(root|home|srv|opt|var\/www|Users)\//.test(file))
+    context.notes.group("assumed", `arg-outside-${file}`, key, (subjects) => `${quoteList(subjects)}: the argument ${arg} names ${file}, outside the project root ${context.root}: kept as written; it must exist on every host (or move it into the project)`);
+  return arg;
 }
 
 function guessPythonInstall(cwdAbs: string, python: string, key: string, context: Context): string {
@@ -659,14 +802,21 @@ function convertProcessOptions(app: AppDraft, key: string, process: SourceProces
   const options = process.options;
   const instancesValue = options.instances;
   const instances = toNumber(instancesValue);
+  const execMode = typeof options.exec_mode === "string" ? options.exec_mode.replace(/_mode$/, "") : undefined;
   if (app.runtime === "node" || app.runtime === "nextjs") {
-    if (instances !== undefined && instances > 1) {
-      app.instances = Math.min(64, Math.floor(instances));
-      if (options.exec_mode === "fork" && app.port !== undefined)
-        notes.add("fixed", `${key}: ${instances} instances in fork mode would each bind port ${app.port}: now PM2 cluster mode, which shares it`);
-    } else if (instancesValue !== undefined && instances === undefined)
-      notes.add("not-imported", `${key}: instances ${describe(instancesValue)} (one per CPU): set instances to a number`);
-  } else if (instancesValue !== undefined && instances === undefined) notes.add("not-imported", `${key}: instances ${describe(instancesValue)}`);
+    if (instancesValue === "max" || instances === 0) app.instances = "max";
+    else if (instances !== undefined && instances < 0) app.instances = Math.max(-64, Math.ceil(instances));
+    else if (instances !== undefined && instances > 1) app.instances = Math.min(64, Math.floor(instances));
+    else if (instancesValue !== undefined && instances === undefined)
+      notes.add("not-imported", `${key}: instances ${describe(instancesValue)}: write a number of workers, or max for one per CPU`);
+    if (app.instances !== undefined && execMode === "fork" && app.port !== undefined)
+      notes.add("fixed", `${key}: ${describe(instancesValue)} instances in fork mode would each bind port ${app.port}: now PM2 cluster mode, which shares it`);
+    if (execMode === "cluster" && app.instances === undefined) {
+      app.execMode = "cluster";
+      notes.add("assumed", `${key}: cluster mode with one instance kept (execMode: cluster): PM2 reloads it without downtime`);
+    }
+  } else if (app.runtime !== "python" && ((instances !== undefined && instances !== 1) || (instancesValue !== undefined && instances === undefined) || execMode === "cluster"))
+    notes.add("not-imported", `${key}: instances ${describe(instancesValue ?? 1)}${execMode === "cluster" ? " in cluster mode" : ""}: PM2's cluster mode runs only Node.js apps; one process`);
   const kill = toNumber(options.kill_timeout);
   if (kill !== undefined) app.stopTimeoutSeconds = Math.min(600, Math.max(1, Math.ceil(kill / 1000)));
   else if (context.kind === "pm2")
@@ -681,12 +831,8 @@ function convertProcessOptions(app: AppDraft, key: string, process: SourceProces
   else if (listen !== undefined) notes.add("not-imported", `${key}: listen_timeout ${listen}: add health (deploygen waits for the health URL, with health.timeoutSeconds)`);
   const logs = ["out_file", "error_file", "log_file"].filter((option) => typeof options[option] === "string");
   if (logs.length > 0)
-    notes.group(
-      "fixed",
-      "logs",
-      key,
-      (subjects) => `${quoteList(subjects)}: log files in a folder nothing created (PM2 fails to start without it): logs are now ${LOGS_DIR}/<pm2 name>.out.log and .err.log under the project root, created by deploy`,
-    );
+    notes.group("assumed", "logs", key, (subjects) => `${quoteList(subjects)}: ${quoteList(logs)} not kept: logs are ${LOGS_DIR}/<pm2 name>.out.log and .err.log under the project root`);
+  convertRestartOptions(app, key, options, context);
   if (options.watch !== undefined && options.watch !== false)
     notes.add("fixed", `${key}: watch ${describe(options.watch)} restarted the app on every file change (a development feature): removed`);
   if (options.autorestart === false) notes.add("not-imported", `${key}: autorestart false: deploygen always restarts a crashed app`);
@@ -697,6 +843,66 @@ function convertProcessOptions(app: AppDraft, key: string, process: SourceProces
     if (port !== undefined) app.port = port;
   }
   for (const [option, value] of Object.entries(process.unknown)) notes.add("not-imported", `${key}: ${option}: ${describe(value)}`);
+}
+
+/** PM2's restart and process options that the manifest has fields for (max_memory_restart...). */
+function convertRestartOptions(app: AppDraft, key: string, options: Record<string, unknown>, context: Context): void {
+  const { notes } = context;
+  const dropped = (option: string, why: string) => notes.add("not-imported", `${key}: ${option} ${describe(options[option])}: ${why}`);
+  const memory = options.max_memory_restart;
+  if (memory !== undefined) {
+    const size = memorySize(memory);
+    if (size) app.maxMemory = size;
+    else dropped("max_memory_restart", "not a size PM2 takes (a number of bytes, or a whole number with K, M or G)");
+  }
+  const restarts = toNumber(options.max_restarts);
+  if (restarts !== undefined && Number.isInteger(restarts) && restarts >= 0) app.maxRestarts = restarts;
+  else if (options.max_restarts !== undefined) dropped("max_restarts", "not a whole number");
+  if (options.min_uptime !== undefined) {
+    const ms = durationMs(options.min_uptime);
+    if (ms !== undefined) app.minUptimeSeconds = Math.min(86400, Math.max(1, Math.ceil(ms / 1000)));
+    else dropped("min_uptime", "not a duration PM2 takes (milliseconds, or a number with s, m or h)");
+  }
+  const delay = toNumber(options.restart_delay);
+  if (delay !== undefined && delay >= 0) app.restartDelaySeconds = Math.min(3600, delay / 1000);
+  else if (options.restart_delay !== undefined) dropped("restart_delay", "not a number of milliseconds");
+  if (options.exp_backoff_restart_delay !== undefined && app.restartDelaySeconds === undefined)
+    notes.add("assumed", `${key}: exp_backoff_restart_delay ${describe(options.exp_backoff_restart_delay)}: deploygen always restarts with an exponential back-off from 0.1 s`);
+  if (options.node_args !== undefined) {
+    const args = Array.isArray(options.node_args) ? options.node_args.map(String) : typeof options.node_args === "string" ? options.node_args.trim().split(/\s+/).filter(Boolean) : undefined;
+    if (args && args.length > 0 && (app.runtime === "node" || app.runtime === "nextjs")) app.nodeArgs = args;
+    else if (args && args.length > 0 && app.runtime === "python") app.interpreterArgs = args;
+    else if (args && args.length > 0) dropped("node_args", `interpreter options for a ${app.runtime} app: put them in args`);
+  }
+  if (typeof options.log_date_format === "string" && options.log_date_format.trim() !== "" && !/[\n\r]/.test(options.log_date_format)) app.logDateFormat = options.log_date_format;
+  if (options.wait_ready === true) {
+    if (app.runtime === "node") app.waitReady = true;
+    else dropped("wait_ready", `only a node app can send process.send('ready'); ${key} is ${app.runtime}`);
+  }
+  if (options.cron_restart !== undefined) {
+    const cron = String(options.cron_restart).trim().split(/\s+/).join(" ");
+    if (cronProblem(cron) === undefined) app.cronRestart = cron;
+    else dropped("cron_restart", cronProblem(cron)!);
+  }
+}
+
+/** PM2's max_memory_restart as the manifest writes it: "512M", "1G"; bytes become K or M. */
+function memorySize(value: unknown): string | undefined {
+  if (typeof value === "string") {
+    const match = /^\s*(\d+)\s*([KMG])B?\s*$/i.exec(value);
+    if (match && Number(match[1]) > 0) return `${Number(match[1])}${match[2]!.toUpperCase()}`;
+  }
+  const bytes = toNumber(value);
+  if (bytes === undefined || !Number.isInteger(bytes) || bytes < 1024) return undefined;
+  return bytes % (1024 * 1024) === 0 ? `${bytes / 1024 / 1024}M` : `${Math.ceil(bytes / 1024)}K`;
+}
+
+/** PM2's min_uptime: milliseconds, or a number with s, m or h. */
+function durationMs(value: unknown): number | undefined {
+  const match = typeof value === "string" ? /^\s*(\d+)\s*(ms|s|m|h)?\s*$/.exec(value) : null;
+  if (match) return Number(match[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? "ms"] ?? 1);
+  const number = toNumber(value);
+  return number !== undefined && number >= 0 ? number : undefined;
 }
 
 interface CleanedEnv {
@@ -720,6 +926,20 @@ function cleanEnv(raw: Record<string, unknown>, key: string, app: AppDraft, cwdA
       continue;
     }
     const value = String(rawValue);
+    const leak = leakedValue(name, value, context);
+    if (leak === "machine") {
+      notes.group("fixed", "leak-machine", name, (subjects) => `${quoteList(subjects)}: copied from the environment of whoever ran PM2 (env: {...process.env} or similar), which differs on every machine: kept out of the manifest (the service user's environment reaches the apps anyway)`);
+      continue;
+    }
+    if (leak === "dotenv") {
+      context.loadedFromDotenv.add(name);
+      notes.group("fixed", "leak-dotenv", name, (subjects) => `${quoteList(subjects)}: loaded into process.env while the file ran (require('dotenv').config() reading a local .env): kept out of the manifest; the env file on the host gives them to the apps`);
+      continue;
+    }
+    if (leak === "unset") {
+      notes.group("fixed", "leak-unset", `${where}.${name}`, (subjects) => `${quoteList(subjects)}: computed from variables that were not set while importing (${quoteList(context.evaluated?.read ?? [])}), giving "undefined": kept out; set the value in the env file on the host`);
+      continue;
+    }
     if (!ENV_KEY_PATTERN.test(name)) {
       notes.add("not-imported", `${where}: ${JSON.stringify(name)} is not a variable name a shell can pass`);
       continue;
@@ -757,7 +977,7 @@ function cleanEnv(raw: Record<string, unknown>, key: string, app: AppDraft, cwdA
       notes.add("fixed", `${where}.${name}: deploygen derives the project root from the generated files' location: removed`);
       continue;
     }
-    if (SECRET_NAME.test(name) || CREDENTIALS_IN_URL.test(value)) {
+    if (isSecretName(name) || CREDENTIALS_IN_URL.test(value)) {
       if (value !== "") result.secrets.push(name);
       continue;
     }
@@ -766,12 +986,22 @@ function cleanEnv(raw: Record<string, unknown>, key: string, app: AppDraft, cwdA
   return result;
 }
 
+/** Whether an env value came from the environment the file was loaded in rather than from the file. */
+function leakedValue(name: string, value: string, context: Context): "machine" | "dotenv" | "unset" | undefined {
+  const evaluated = context.evaluated;
+  if (evaluated === undefined) return undefined;
+  if (evaluated.fixed[name] !== undefined && evaluated.fixed[name] === value) return "machine";
+  if (evaluated.added[name] !== undefined && evaluated.added[name] === value) return "dotenv";
+  if (evaluated.read.length > 0 && /\bundefined\b/.test(value)) return "unset";
+  return undefined;
+}
+
 /** An absolute path (or a colon-separated list of them) under the root becomes relative to the app's cwd. */
 function relativeValue(value: string, what: string, cwdAbs: string, context: Context, root: string): string {
   const inside = (part: string) => path.posix.isAbsolute(part) && (part === root || part.startsWith(`${root}/`));
   const parts = value.split(":");
   if (parts.length > 0 && parts.every(inside)) {
-    context.absolutePaths.push(what);
+    parts.forEach((part) => noteAbsolute(part, what, context));
     return parts.map((part) => path.posix.relative(cwdAbs, path.posix.normalize(part)) || ".").join(":");
   }
   if (root !== "/" && value.includes(root)) context.notes.add("assumed", `${what} contains the absolute path ${root}: make it relative by hand`);

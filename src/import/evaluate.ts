@@ -15,7 +15,23 @@ const replacer = (_key, value) =>
   : typeof value === "bigint" ? String(value)
   : value instanceof RegExp ? String(value)
   : value;
-const send = (message) => { fs.writeSync(3, JSON.stringify(message, replacer)); process.exit(0); };
+const send = (message) => { fs.writeSync(3, JSON.stringify({ ...message, envRead: [...envRead], envAdded }, replacer)); process.exit(0); };
+// What the file reads from and writes to process.env while it loads: names it read that are not
+// set (a value computed from them is the importing machine's, or "undefined"), and variables it
+// added (dotenv's config() loading a local .env, for example).
+const initialEnv = { ...process.env };
+const envRead = new Set();
+const envAdded = {};
+process.env = new Proxy(process.env, {
+  get(target, key) {
+    if (typeof key === "string" && !(key in target) && !/^(NODE_|UV_|DOTENV_|FORCE_COLOR|NO_COLOR|TERM|COLORTERM|CI$)/.test(key)) envRead.add(key);
+    return Reflect.get(target, key);
+  },
+  set(target, key, value) {
+    if (typeof key === "string" && !(key in initialEnv)) envAdded[key] = String(value);
+    return Reflect.set(target, key, value);
+  },
+});
 (async () => {
   let value;
   try {
@@ -42,19 +58,50 @@ const send = (message) => { fs.writeSync(3, JSON.stringify(message, replacer)); 
 
 const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 
+/**
+ * The whole environment a file is loaded with: fixed, so that nothing of the importing machine's
+ * environment (its PATH, HOME, USER, secrets exported in the shell) can end up in the manifest.
+ * Values copied from it are recognised by these exact values.
+ */
+export const IMPORT_ENVIRONMENT: Readonly<Record<string, string>> = {
+  PATH: "/usr/local/bin:/usr/bin:/bin",
+  HOME: "/nonexistent/deploygen-import-home",
+  USER: "deploygen-import",
+  LOGNAME: "deploygen-import",
+  SHELL: "/bin/sh",
+  LANG: "C.UTF-8",
+};
+
+/** What loading the file read from and added to process.env. */
+export interface EvaluatedEnvironment {
+  /** Variables the file read that were not set. */
+  read: string[];
+  /** Variables the file set while loading (for example from a .env by dotenv), with their values. */
+  added: Record<string, string>;
+  /** The fixed environment it was loaded with, PWD included. */
+  fixed: Record<string, string>;
+}
+
+export interface Evaluated {
+  value: unknown;
+  environment: EvaluatedEnvironment;
+}
+
 export interface EvaluateOptions {
   timeoutMs: number;
   /** Shown in messages instead of the absolute path. */
   displayName: string;
 }
 
-/** The value `module.exports` (or the default export) of `file` holds, as JSON data. */
-export function evaluateEcosystemFile(file: string, options: EvaluateOptions): Promise<unknown> {
+/** The value `module.exports` (or the default export) of `file` holds, as JSON data, and what it did with process.env. */
+export function evaluateEcosystemFile(file: string, options: EvaluateOptions): Promise<Evaluated> {
   const absolute = path.resolve(file);
   const shown = options.displayName;
+  const fixed = { ...IMPORT_ENVIRONMENT, PWD: path.dirname(absolute) };
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["-e", CHILD_SOURCE, absolute], {
       cwd: path.dirname(absolute),
+      env: fixed,
       stdio: ["ignore", "ignore", "pipe", "pipe"],
       // Its own process group, so that a timeout also stops anything the file started.
       detached: true,
@@ -112,7 +159,7 @@ export function evaluateEcosystemFile(file: string, options: EvaluateOptions): P
           ),
         );
       }
-      let message: { ok: boolean; value?: unknown; error?: string };
+      let message: { ok: boolean; value?: unknown; error?: string; envRead?: string[]; envAdded?: Record<string, string> };
       try {
         message = JSON.parse(text) as typeof message;
       } catch {
@@ -122,7 +169,7 @@ export function evaluateEcosystemFile(file: string, options: EvaluateOptions): P
         return reject(
           new UserError(`${shown} throws when loaded:\n${firstLines(message.error ?? "unknown error")}`, `fix the error above (the file is run as PM2 runs it: node -e "require('./${path.basename(absolute)}')" in its folder)`),
         );
-      resolve(message.value);
+      resolve({ value: message.value, environment: { read: message.envRead ?? [], added: message.envAdded ?? {}, fixed } });
     });
   });
 }
@@ -133,8 +180,11 @@ function formatSeconds(ms: number): string {
 }
 
 function firstLines(text: string): string {
-  // The error and the first frame inside the file; Node's own frames are noise here.
   const lines = text.split("\n");
+  // A syntax error's stack starts with the place (file:line, the line, a caret) before the error itself.
+  const syntax = lines.findIndex((line) => /^SyntaxError\b/.test(line));
+  if (syntax > 0) return [...lines.slice(0, syntax).filter((line) => line.trim() !== ""), lines[syntax]!].map((line) => `  ${line.replace(/\s+$/, "")}`).join("\n");
+  // The error and the first frame inside the file; Node's own frames are noise here.
   const head = lines.slice(0, 1);
   const frame = lines.find((line) => /^\s+at /.test(line) && !line.includes("node:internal") && !line.includes("[eval]"));
   if (frame) head.push(frame);

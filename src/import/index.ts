@@ -75,7 +75,7 @@ export async function readSource(file: string, shown: string, timeoutMs: number)
   const extension = path.extname(file).toLowerCase();
   if (extension === ".json") {
     try {
-      return pm2Source(JSON.parse(text), shown);
+      return { ...pm2Source(JSON.parse(text), shown), text };
     } catch (error) {
       if (error instanceof UserError) throw error;
       throw new UserError(`${shown} is not valid JSON: ${(error as Error).message}`, "correct the JSON syntax");
@@ -83,13 +83,16 @@ export async function readSource(file: string, shown: string, timeoutMs: number)
   }
   if (extension === ".yaml" || extension === ".yml") {
     try {
-      return pm2Source(parseYaml(text), shown);
+      return { ...pm2Source(parseYaml(text), shown), text };
     } catch (error) {
       if (error instanceof UserError) throw error;
       throw new UserError(`${shown} is not valid YAML: ${(error as Error).message.split("\n")[0]}`, "correct the YAML syntax");
     }
   }
-  if ([".js", ".cjs", ".mjs"].includes(extension)) return pm2Source(await evaluateEcosystemFile(file, { timeoutMs, displayName: shown }), shown);
+  if ([".js", ".cjs", ".mjs"].includes(extension)) {
+    const evaluated = await evaluateEcosystemFile(file, { timeoutMs, displayName: shown });
+    return { ...pm2Source(evaluated.value, shown), text, environment: evaluated.environment };
+  }
   throw new UserError(`cannot tell what kind of file ${shown} is`, `pass ${SOURCE_KINDS} (a Procfile must be named Procfile)`, 2);
 }
 

@@ -28,6 +28,10 @@ export interface SourceFile {
   processes: SourceProcess[];
   /** Top-level keys other than apps (PM2 `deploy`, ...), as written. */
   unknownTopLevel: Record<string, unknown>;
+  /** The file's text (to tell a path written in it from one computed at load time). */
+  text?: string;
+  /** For a JavaScript file: what it read from and added to process.env while loading. */
+  environment?: import("./evaluate.js").EvaluatedEnvironment;
 }
 
 /** PM2 options deploygen maps onto the manifest or makes unnecessary, with PM2's aliases. */
@@ -62,7 +66,21 @@ const HANDLED_OPTIONS = new Map<string, string>([
   ["watch", "watch"],
   ["namespace", "namespace"],
   ["port", "port"],
+  ["max_memory_restart", "max_memory_restart"],
+  ["max_restarts", "max_restarts"],
+  ["min_uptime", "min_uptime"],
+  ["restart_delay", "restart_delay"],
+  ["exp_backoff_restart_delay", "exp_backoff_restart_delay"],
+  ["node_args", "node_args"],
+  ["interpreter_args", "node_args"],
+  ["log_date_format", "log_date_format"],
+  ["wait_ready", "wait_ready"],
+  ["cron_restart", "cron_restart"],
+  ["cron", "cron_restart"],
 ]);
+
+/** Names some ecosystem files use for the program to run, where PM2 documents `script`. */
+const SCRIPT_ALIASES = ["cmd", "command", "exec"];
 
 /** PM2's automatic camelCase aliases (`killTimeout`), back to the documented snake_case name. */
 function snakeCase(key: string): string {
@@ -73,15 +91,22 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** `module.exports` of an ecosystem file: `{ apps: [...] }`, `{ apps: {...} }` or a bare list of apps. */
+/**
+ * `module.exports` of an ecosystem file as PM2 takes it: `{ apps: [...] }`, `{ apps: {...} }`, a bare
+ * list of apps, a bare app object (`{ name, script }`), or the apps under a `pm2` key (as in a
+ * package.json).
+ */
 export function pm2Source(exported: unknown, displayName: string): SourceFile {
   const fix = "export { apps: [{ name, script, ... }] } as PM2 expects";
   let apps: unknown;
   const unknownTopLevel: Record<string, unknown> = {};
   if (Array.isArray(exported)) apps = exported;
+  else if (isRecord(exported) && exported.apps === undefined && exported.pm2 === undefined && [...SCRIPT_ALIASES, "script"].some((key) => typeof exported[key] === "string"))
+    apps = [exported];
   else if (isRecord(exported)) {
-    apps = exported.apps;
-    for (const [key, value] of Object.entries(exported)) if (key !== "apps") unknownTopLevel[key] = value;
+    const key = exported.apps === undefined && exported.pm2 !== undefined ? "pm2" : "apps";
+    apps = exported[key];
+    for (const [other, value] of Object.entries(exported)) if (other !== key) unknownTopLevel[other] = value;
   } else throw new UserError(`${displayName} exports ${exported === null ? "null" : typeof exported}, not a PM2 configuration`, fix);
   if (isRecord(apps)) apps = [apps];
   if (!Array.isArray(apps) || apps.length === 0) throw new UserError(`${displayName} defines no apps`, fix);
@@ -99,6 +124,7 @@ function pm2Process(app: unknown, index: number, displayName: string): SourcePro
     const snake = snakeCase(key);
     const handled = HANDLED_OPTIONS.get(snake) ?? HANDLED_OPTIONS.get(key);
     if (handled) options[handled] = value;
+    else if (SCRIPT_ALIASES.includes(key) && typeof value === "string" && app.script === undefined) options.script = value;
     else if (/^env_\S+$/.test(key) && isRecord(value)) envBlocks[key.slice(4)] = value;
     else unknown[key] = value;
   }

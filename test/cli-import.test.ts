@@ -558,3 +558,26 @@ module.exports = { apps: [
     expect(lines).toContain("worker: wait_ready true: only a node app can send process.send('ready'); worker is python");
   });
 });
+
+describe("README's import example", () => {
+  it("is the real output of the command it shows", async () => {
+    const readme = await readFile(path.join(FIXTURES, "..", "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Importing an existing PM2 file"));
+    const block = /```console\n([\s\S]*?)\n```/.exec(section)![1]!;
+    const between = (from: string, to: string) => block.slice(block.indexOf(from) + from.length + 1, block.indexOf(to)).replace(/\n$/, "");
+    const ecosystem = between("$ cat ecosystem.config.js", "$ npx deploygen import");
+    const summary = between("$ npx deploygen import ecosystem.config.js -o deploygen.yaml", "$ cat deploygen.yaml");
+    const manifest = block.slice(block.indexOf("$ cat deploygen.yaml") + "$ cat deploygen.yaml".length + 1);
+    const root = await dir("deploygen-import-readme-");
+    await mkdir(path.join(root, "api"));
+    await mkdir(path.join(root, "web"));
+    await writeFile(path.join(root, "api", "uv.lock"), "");
+    await writeFile(path.join(root, "web", "package-lock.json"), "{}\n");
+    await writeFile(path.join(root, "web", "package.json"), '{ "scripts": { "build": "next build", "start": "next start" } }\n');
+    await writeFile(path.join(root, "ecosystem.config.js"), `${ecosystem}\n`);
+    const result = await runCli(["import", "ecosystem.config.js", "-o", "deploygen.yaml"], { cwd: root });
+    expect(result.code, result.stderr).toBe(0);
+    expect((result.stdout + result.stderr).trimEnd()).toBe(summary);
+    expect((await readFile(path.join(root, "deploygen.yaml"), "utf8")).trimEnd()).toBe(manifest.trimEnd());
+  });
+});

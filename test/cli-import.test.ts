@@ -486,7 +486,7 @@ module.exports = { apps: [
     expect(data.apps.e).toMatchObject({ runtime: "command", script: "/usr/bin/env", args: ["bash", "backup.sh"] });
     expect(lines).toContain("d: cluster mode with one instance kept (execMode: cluster): PM2 reloads it without downtime");
     expect(lines).toContain("e: interpreter bash: runs as bash backup.sh (runtime command); check that backup.sh does not start a development server");
-    expect(lines.some((line) => line.startsWith("f: next start listened on all interfaces (0.0.0.0, Next.js's default); it now binds 127.0.0.1"))).toBe(true);
+    expect(lines.some((line) => line.startsWith("f: next listened on all interfaces (0.0.0.0, Next.js's default); it now binds 127.0.0.1"))).toBe(true);
   });
 
   it("a Procfile that names a process twice keeps both and says so", async () => {

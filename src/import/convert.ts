@@ -465,7 +465,8 @@ function convertProcess(process: SourceProcess, key: string, context: Context): 
   if (path.posix.basename(script) === "nodemon" || path.posix.basename(script) === "ts-node-dev") {
     const target = args.findIndex((arg) => !arg.startsWith("-"));
     if (target >= 0 && /\.[cm]?js$/.test(args[target]!)) {
-      notes.add("fixed", `${key} ran under ${path.posix.basename(script)} (restarts on every file change, a development tool): now plain node`);
+      const runner = path.posix.basename(script);
+      notes.group("fixed", `runner-${runner}`, key, (subjects) => `${quoteList(subjects)} ran under ${runner} (restarts on every file change, a development tool): now plain node`);
       script = args[target]!;
       args = args.slice(target + 1);
       interpreter = "node";
@@ -577,7 +578,7 @@ function convertNext(app: AppDraft, key: string, args: string[], context: Contex
   }
   if (remaining.length > 0) notes.add("not-imported", `${key}: next arguments ${quoteList(remaining)}: runtime nextjs runs \`next start -H <host> -p <port>\``);
   if (app.host === undefined)
-    notes.add("assumed", `${key}: next ${command} listened on all interfaces (0.0.0.0, Next.js's default); it now binds 127.0.0.1, reachable through a reverse proxy on the host: set host: 0.0.0.0 if clients connect to it directly`);
+    notes.group("assumed", "next-bind", key, (subjects) => `${quoteList(subjects)}: next listened on all interfaces (0.0.0.0, Next.js's default); it now binds 127.0.0.1, reachable through a reverse proxy on the host: set host: 0.0.0.0 if clients connect to it directly`);
   const cwdAbs = path.posix.join(context.root, app.cwd);
   app.install = [guessNodeInstall(cwdAbs, key, context)];
   app.build = [guessNodeBuild(cwdAbs, context, true)!];
@@ -628,7 +629,7 @@ function convertPython(
   app.script = python;
   const reload = pythonArgs.filter((arg) => arg === "--reload" || arg === "--watch" || arg.startsWith("--reload-dir"));
   if (reload.length > 0) {
-    notes.add("fixed", `${key} ran with ${quoteList(reload)} (restart on every file change, a development feature): removed`);
+    notes.group("fixed", `reload-${reload.join(",")}`, key, (subjects) => `${quoteList(subjects)} ran with ${quoteList(reload)} (restart on every file change, a development feature): removed`);
     pythonArgs = pythonArgs.filter((arg) => !reload.includes(arg));
   }
   const extracted = extractPort(pythonArgs, ["--port", "-p", "--bind", "-b"]);
@@ -813,7 +814,7 @@ function convertProcessOptions(app: AppDraft, key: string, process: SourceProces
       notes.add("fixed", `${key}: ${describe(instancesValue)} instances in fork mode would each bind port ${app.port}: now PM2 cluster mode, which shares it`);
     if (execMode === "cluster" && app.instances === undefined) {
       app.execMode = "cluster";
-      notes.add("assumed", `${key}: cluster mode with one instance kept (execMode: cluster): PM2 reloads it without downtime`);
+      notes.group("assumed", "cluster-of-one", key, (subjects) => `${quoteList(subjects)}: cluster mode with one instance kept (execMode: cluster): PM2 reloads it without downtime`);
     }
   } else if (app.runtime !== "python" && ((instances !== undefined && instances !== 1) || (instancesValue !== undefined && instances === undefined) || execMode === "cluster"))
     notes.add("not-imported", `${key}: instances ${describe(instancesValue ?? 1)}${execMode === "cluster" ? " in cluster mode" : ""}: PM2's cluster mode runs only Node.js apps; one process`);
@@ -834,15 +835,16 @@ function convertProcessOptions(app: AppDraft, key: string, process: SourceProces
     notes.group("assumed", "logs", key, (subjects) => `${quoteList(subjects)}: ${quoteList(logs)} not kept: logs are ${LOGS_DIR}/<pm2 name>.out.log and .err.log under the project root`);
   convertRestartOptions(app, key, options, context);
   if (options.watch !== undefined && options.watch !== false)
-    notes.add("fixed", `${key}: watch ${describe(options.watch)} restarted the app on every file change (a development feature): removed`);
-  if (options.autorestart === false) notes.add("not-imported", `${key}: autorestart false: deploygen always restarts a crashed app`);
+    notes.group("fixed", `watch-${describe(options.watch)}`, key, (subjects) => `${quoteList(subjects)}: watch ${describe(options.watch)} restarted the app on every file change (a development feature): removed`);
+  if (options.autorestart === false) notes.group("not-imported", "autorestart", key, (subjects) => `${quoteList(subjects)}: autorestart false: deploygen always restarts a crashed app`);
   if (typeof options.namespace === "string" && options.namespace !== namespaceName(context.project, context.environments[0]!))
     notes.group("fixed", "namespace", key, (subjects) => `${quoteList(subjects)}: namespace ${describe(options.namespace)}: now ${context.project}-<environment>`);
   if (options.port !== undefined && app.port === undefined) {
     const port = toNumber(options.port);
     if (port !== undefined) app.port = port;
   }
-  for (const [option, value] of Object.entries(process.unknown)) notes.add("not-imported", `${key}: ${option}: ${describe(value)}`);
+  for (const [option, value] of Object.entries(process.unknown))
+    notes.group("not-imported", `unknown-${option}-${describe(value)}`, key, (subjects) => `${quoteList(subjects)}: ${option}: ${describe(value)}`);
 }
 
 /** PM2's restart and process options that the manifest has fields for (max_memory_restart...). */
@@ -948,9 +950,11 @@ function cleanEnv(raw: Record<string, unknown>, key: string, app: AppDraft, cwdA
       const standard = (STANDARD_NODE_ENVS as readonly string[]).includes(value);
       if (!standard) {
         result.projectValue = value;
-        notes.add(
+        notes.group(
           "fixed",
-          `${key}: NODE_ENV ${JSON.stringify(value)} is not a value Node.js or Next.js know (development, production, test): NODE_ENV is production and "${value}" moved to ${context.projectVar}`,
+          `node-env-${value}`,
+          key,
+          (subjects) => `${quoteList(subjects)}: NODE_ENV ${JSON.stringify(value)} is not a value Node.js or Next.js know (development, production, test): NODE_ENV is production and "${value}" moved to ${context.projectVar}`,
         );
         if (app.runtime === "node") env.NODE_ENV = "production";
       } else if (app.runtime === "nextjs") {

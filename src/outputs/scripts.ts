@@ -58,6 +58,7 @@ export function configView(project: ResolvedProject, environment: ResolvedEnviro
     releaseExcludes: lines(releaseExcludes(environment)),
     unitPrefix: environment.unitPrefix,
     unitFiles: [files.unit, files.healthUnit, files.healthTimer].map(fromScripts),
+    logrotate: fromScripts(files.logrotate),
     scripts: Object.fromEntries(
       (["deploy", "start", "stop", "rollback"] as const).map((name) => [name, path.posix.basename(files[name])]).concat([["install-systemd", path.posix.basename(files.installSystemd)]]),
     ),

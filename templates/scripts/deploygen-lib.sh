@@ -134,6 +134,10 @@ dg_helper() { node "$DG_SCRIPT_DIR/deploygen-helper.cjs" "$@"; }
 # dg_pm2 ARG...: every PM2 call has a deadline (DG_PM2_TIMEOUT seconds). The first call that may
 # spawn the daemon holds a lock in PM2_HOME, so two runs never start two daemons for one PM2_HOME.
 dg_pm2() {
+  # A daemon this call starts must not inherit the environment's lock: it would hold it for good.
+  if [[ -n ${DG_LOCK_FD-} ]]; then dg_pm2_run "$@" {DG_LOCK_FD}>&-; else dg_pm2_run "$@"; fi
+}
+dg_pm2_run() {
   local deadline=${DG_PM2_TIMEOUT:-$((DG_MAX_HEALTH_TIMEOUT + 60))}
   if dg_daemon_pid >/dev/null; then timeout -k 5 "$deadline" "$DG_PM2" "$@"; return; fi
   mkdir -p -- "$PM2_HOME"
@@ -476,7 +480,8 @@ dg_apply() {
   fi
   dg_daemon_pid >/dev/null || dg_pm2 ping >/dev/null
   mkdir -p -- "$DG_TMP/exceptions"
-  dg_helper pm2-exceptions "$DG_PM2" "$DG_NAMESPACE" "$DG_TMP/exceptions" 2>/dev/null &
+  # Node itself in the background (so kill reaches it), without the environment's lock.
+  node "$DG_SCRIPT_DIR/deploygen-helper.cjs" pm2-exceptions "$DG_PM2" "$DG_NAMESPACE" "$DG_TMP/exceptions" 2>/dev/null {DG_LOCK_FD}>&- &
   DG_LISTENER=$!
   dg_pm2 startOrReload "$ecosystem" --update-env >"$DG_TMP/pm2.out" 2>&1 &
   pm2_pid=$!

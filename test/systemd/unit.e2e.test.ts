@@ -28,7 +28,7 @@ describe('the generated unit of fixtures/tiny under a real systemd', () => {
     expect((await box.systemctl('is-enabled', tiny.timer)).stdout.trim()).toBe('enabled');
   });
 
-  test.fails('the install script starts the health timer it enables (today it only enables it)', async () => {
+  test('the install script starts the health timer it enables', async () => {
     await box.ready;
     expect((await box.systemctl('is-active', tiny.timer)).stdout.trim()).toBe('active');
   });
@@ -59,11 +59,31 @@ describe('the generated unit of fixtures/tiny under a real systemd', () => {
     expect((await box.httpGet(HEALTH, 2)).status).toBe(0);
   });
 
-  test.fails('after systemctl stop no process is left in the unit cgroup (today the PM2 daemon remains: KillMode=process)', async () => {
+  test('after systemctl stop no process is left in the unit cgroup: the stop ends the PM2 daemon that ran only this project', async () => {
     await box.ready;
     expect(cgroup).not.toBe('');
     const left = await box.exec(['cat', `/sys/fs/cgroup/systemd${cgroup}/cgroup.procs`]);
     expect(left.code === 0 ? left.stdout.trim() : '', await box.journal(tiny.unit)).toBe('');
+    expect(await box.journal(tiny.unit)).not.toMatch(/remains running after unit stopped/);
+  });
+
+  test("systemctl stop leaves a PM2 daemon shared with another project's app running, with that app", async () => {
+    await box.ready;
+    expect((await box.systemctl('start', tiny.unit)).code).toBe(0);
+    expect(await waitForAnswer(box, HEALTH)).toEqual({ status: 200, body: '{"status":"ok"}' });
+    // Another project's app in the same PM2_HOME (the service user's default ~/.pm2).
+    await box.execOk(['pm2', 'start', `${tiny.root}/app/dist/server.js`, '--name', 'other-app', '--namespace', 'other'], {
+      user: TINY_USER,
+      env: { ...tiny.pm2Env, PORT: '18090' },
+    });
+    const daemon = (await box.execOk(['cat', `${tiny.pm2Home}/pm2.pid`])).stdout.trim();
+    expect((await box.systemctl('stop', tiny.unit)).code).toBe(0);
+    expect((await box.httpGet(HEALTH, 2)).status).toBe(0);
+    expect(await waitForAnswer(box, 'http://127.0.0.1:18090/health')).toMatchObject({ status: 200 });
+    expect((await box.exec(['kill', '-0', daemon])).code).toBe(0);
+    expect(await box.journal(tiny.unit)).toMatch(/runs other namespaces' apps too: it keeps running/);
+    await box.execOk(['pm2', 'delete', 'other-app'], { user: TINY_USER, env: tiny.pm2Env });
+    await box.execOk(['pm2', 'kill'], { user: TINY_USER, env: tiny.pm2Env });
   });
 
   test('a reboot brings the enabled unit and its health timer back, and the app answers', async () => {

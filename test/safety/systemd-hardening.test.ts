@@ -58,7 +58,8 @@ describe("PM2_HOME is the same in the unit and in every script", () => {
   it("% in a project-relative pm2Home is doubled in the unit, and systemd reads it back as written", () => {
     expect(unitText("staging")).toContain('Environment="PM2_HOME=%f/app-50%%off/.pm2"');
     expect(unitText("production")).toContain(`Environment="PM2_HOME=${absolutePm2Home.replace(/%/g, "%%")}"`);
-    expect(unitText("qa")).not.toContain("PM2_HOME");
+    // qa sets no PM2_HOME (comments may still name the variable).
+    expect(unitText("qa").split("\n").filter((line) => !line.startsWith("#") && line.includes("PM2_HOME"))).toEqual([]);
   });
 
   it.each(["staging", "production", "qa"])("%s: systemd, deploy (with and without the unit's environment), start, stop and health-check agree", (env) => {
@@ -85,7 +86,12 @@ describe("PM2_HOME is the same in the unit and in every script", () => {
     mkdirSync(pm2Home, { recursive: true });
     writeFileSync(path.join(pm2Home, "pm2.pid"), String(process.pid));
     const jlist = path.join(work, `jlist-${env}.json`);
-    writeFileSync(jlist, JSON.stringify(["backend", "frontend"].map((app) => ({ name: `codeframe-${env}-${app}`, pid: 1, pm2_env: { namespace: `codeframe-${env}`, status: "online" } }))));
+    // PM2 runs both apps from this checkout (pm_cwd): start's pre-flight takes them for its own.
+    const cwdOf: Record<string, string> = { backend: root, frontend: path.join(root, "web-ui") };
+    writeFileSync(
+      jlist,
+      JSON.stringify(["backend", "frontend"].map((app) => ({ name: `codeframe-${env}-${app}`, pid: 1, pm2_env: { namespace: `codeframe-${env}`, status: "online", pm_cwd: cwdOf[app] } }))),
+    );
     mkdirSync(path.join(root, "web-ui"), { recursive: true });
     writeFileSync(path.join(root, `.env.${env}`), "ANTHROPIC_API_KEY=real\n", { mode: 0o600 });
     for (const name of ["start", "stop", "health-check"]) {
@@ -97,11 +103,15 @@ describe("PM2_HOME is the same in the unit and in every script", () => {
       expect(homes.length, name).toBeGreaterThan(0);
       expect(new Set(homes), name).toEqual(new Set([pm2Home]));
     }
-    // The same resolution line in every script of the environment.
-    const lines = readdirSync(path.join(outputDir, "scripts"))
-      .filter((file) => file.endsWith(`-${env}.sh`))
-      .map((file) => readFileSync(path.join(outputDir, "scripts", file), "utf8").match(/^\s*dg_resolve_pm2_home .*$/m)?.[0].trim());
-    expect(new Set(lines.filter(Boolean)).size).toBe(1);
+    // One resolution for every script of the environment: each sources config-<env>.sh, whose
+    // data (the manifest's pm2Home) dg_setup of the library turns into PM2_HOME.
+    const commands = readdirSync(path.join(outputDir, "scripts")).filter((file) => file.endsWith(`-${env}.sh`) && !file.startsWith("config-"));
+    expect(commands.length).toBeGreaterThanOrEqual(5);
+    for (const file of commands) expect(readFileSync(path.join(outputDir, "scripts", file), "utf8"), file).toContain(`/'config-${env}.sh'\n`);
+    const data = readFileSync(path.join(outputDir, "scripts", `config-${env}.sh`), "utf8");
+    const kind = { staging: "DG_PM2_HOME_KIND='project' DG_PM2_HOME='app-50%off/.pm2'", production: `DG_PM2_HOME_KIND='absolute' DG_PM2_HOME='${absolutePm2Home}'`, qa: "DG_PM2_HOME_KIND='default' DG_PM2_HOME=''" }[env];
+    expect(data).toContain(kind);
+    expect(data.match(/PM2_HOME/g)).toHaveLength(2);
   });
 });
 

@@ -207,6 +207,9 @@ function pm2List(file) {
   return 0;
 }
 
+/** The worker count PM2 records for `instances`: 0 is one per CPU, -N one per CPU but N (at least one). */
+const pm2InstanceCount = (n) => (Number(n) > 0 ? Number(n) : Math.max(1, os.cpus().length + Number(n)));
+
 // `pm2 reload` keeps an app's folder, program, interpreter, mode, instances and log files of its
 // first start, and adds or updates variables but never removes one: an app whose settings differ
 // from the ecosystem file's, or that has a variable the file no longer sets, is started afresh.
@@ -224,7 +227,7 @@ function pm2Changed(file, ecosystem, namespace) {
       (!app.script.includes('/') || env.pm_exec_path === path.resolve(cwd, app.script)) &&
       env.exec_interpreter === app.interpreter &&
       env.exec_mode === `${app.exec_mode}_mode` &&
-      Number(env.instances) === Number(app.instances) &&
+      Number(env.instances) === pm2InstanceCount(app.instances) &&
       env.pm_out_log_path === app.out_file &&
       env.pm_err_log_path === app.error_file;
     const kept = new Set(names(app.env.DEPLOYGEN_ENV_KEYS));

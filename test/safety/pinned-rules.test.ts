@@ -1,12 +1,14 @@
 // Rules learned from the anchors' bugs, pinned: names PM2 cannot confuse, values that no target
 // can carry refused with a message, args always an array, scripts without whitespace, env-file
-// keys checked in bash before anything is assigned, a manifest file name that cannot break a comment.
+// keys checked (by the generated Node helper) before any value is read, a manifest file name that
+// cannot break a comment.
 import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { chmodSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { ManifestError, UserError } from "../../src/errors.js";
 import { plan as planOf, writePlan, tempDir, run, nulRecords } from "./support.js";
+import { REPO_ROOT } from "../helpers/generate.js";
 
 const work = tempDir("dg-safety-rules-");
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -168,13 +170,23 @@ describe("PM2 args", () => {
   });
 });
 
-describe("the bash env-file parser checks each key against ^[A-Za-z_][A-Za-z0-9_]*$ before assigning anything", () => {
+describe("the env file: each key is checked against ^[A-Za-z_][A-Za-z0-9_]*$ before any value is read", () => {
+  // The generated scripts read env files through the generated deploygen-helper.cjs (util.parseEnv
+  // after its own refusals): deploy's pre-flight runs `env-check`, the alerts `env-values`.
+  // minFreeDiskMB is more than any disk here, so a deploy whose env file passes stops at the very
+  // next check, before anything is installed or started.
   const root = path.join(work, "envfile");
-  const lib = () => {
-    const outputDir = writePlan(root, planOf(base()));
-    return path.join(outputDir, "scripts", "deploygen-lib.sh");
-  };
   const canary = path.join(work, "canary");
+  const envFile = path.join(root, ".env.staging");
+  const outputDir = (() => {
+    const manifest = base();
+    manifest.environments.staging = { envFile: ".env.staging", requiredEnv: ["GOOD"], minFreeDiskMB: 1048576 };
+    return writePlan(root, planOf(manifest));
+  })();
+  const pm2Home = path.join(work, "pm2-home");
+  const env = { PATH: `${path.join(REPO_ROOT, "node_modules", ".bin")}:${process.env.PATH}`, HOME: work, NO_COLOR: "1", PM2_HOME: pm2Home };
+  const deploy = () => run("bash", [path.join(outputDir, "scripts", "deploy-staging.sh")], { cwd: work, env });
+  const envValues = () => run("node", [path.join(outputDir, "scripts", "deploygen-helper.cjs"), "env-values", envFile], { cwd: work, env });
 
   it.each([
     ["A-B=1"],
@@ -186,39 +198,62 @@ describe("the bash env-file parser checks each key against ^[A-Za-z_][A-Za-z0-9_
     [`\`touch ${canary}\`=1`],
     ["PATH[0]=x"],
     ["a[$(touch " + canary + ")]=1"],
-  ])("refuses %j, assigns nothing (not even the good keys before it), runs nothing", (line) => {
-    const file = path.join(work, "bad.env");
-    writeFileSync(file, `GOOD=1\n${line}\nLATER=2\n`);
-    const script = `source "$1"; declare -A vals=(); if dg_env_load "$2" vals; then echo accepted; fi; echo "keys: \${#vals[@]}"`;
-    const result = run("bash", ["-c", script, "-", lib(), file]);
-    expect(result.stdout.toString()).toBe("keys: 0\n");
-    expect(result.stderr.toString()).toMatch(/bad\.env:2:/);
+  ])("refuses %j at its line, reads no value (not even the good keys before it), runs nothing", (line) => {
+    writeFileSync(envFile, `GOOD=1\n${line}\nLATER=2\n`, { mode: 0o600 });
+    const values = envValues();
+    expect(values.status).toBe(1);
+    expect(values.stdout.toString()).toBe("");
+    expect(values.stderr.toString()).toMatch(new RegExp(`^error\t${envFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:2: invalid key `));
+    const result = deploy();
+    expect(result.status).toBe(1);
+    expect(result.stderr.toString()).toContain(`error: ${envFile}:2: invalid key ${JSON.stringify(line.slice(0, line.lastIndexOf("=")))}: a shell or PM2 cannot carry it\n`);
+    expect(result.stderr.toString()).toMatch(/\nfix: a key is ASCII letters, digits and _/);
+    expect(result.stdout.toString()).not.toContain("sets every required key");
+    expect(existsSync(path.join(pm2Home, "pm2.pid"))).toBe(false);
     expect(existsSync(canary)).toBe(false);
   });
 
   it("the pre-flight check warns when the env file is readable by group or others, not when it is 0600", () => {
-    const file = path.join(work, "mode.env");
-    writeFileSync(file, "KEY=value\n");
+    writeFileSync(envFile, "GOOD=value\n");
     const check = (mode: number) => {
-      chmodSync(file, mode);
-      return run("bash", ["-c", 'source "$1"; dg_check_env_file "$2" "" KEY', "-", lib(), file]);
+      chmodSync(envFile, mode);
+      return deploy();
     };
     const open = check(0o644);
-    expect(open.status).toBe(0);
-    expect(open.stderr.toString()).toMatch(/readable by group or others \(mode 644\); restrict it with: chmod 600/);
+    expect(open.stderr.toString()).toContain(`warning: ${envFile} is readable by group or others (mode 0644)\nfix: chmod 600 ${envFile}\n`);
+    expect(open.stdout.toString()).toContain("ok env file .env.staging sets every required key");
     const closed = check(0o600);
-    expect(closed.status).toBe(0);
-    expect(closed.stderr.toString()).toBe("");
+    expect(closed.stdout.toString()).toContain("ok env file .env.staging sets every required key");
+    expect(closed.stderr.toString()).not.toContain("warning");
+    // Both stop at the next check (free disk), before anything is installed or started.
+    for (const result of [open, closed]) {
+      expect(result.status).toBe(1);
+      expect(result.stderr.toString()).toMatch(/error: only \d+ MB free on the disk of .* \(at least 1048576 MB needed\)/);
+    }
+  });
+
+  it("names every required key that is unset or empty, each with its fix, before stopping", () => {
+    const other = path.join(work, "two-keys");
+    const manifest = base();
+    manifest.environments.staging = { envFile: ".env.staging", requiredEnv: ["A_KEY", "B_KEY", "C_KEY"], minFreeDiskMB: 1048576 };
+    const scripts = path.join(writePlan(other, planOf(manifest)), "scripts");
+    writeFileSync(path.join(other, ".env.staging"), "A_KEY=\nC_KEY=set\n", { mode: 0o600 });
+    const result = run("bash", [path.join(scripts, "deploy-staging.sh")], { cwd: work, env });
+    expect(result.status).toBe(1);
+    const file = path.join(other, ".env.staging");
+    expect(result.stderr.toString()).toBe(
+      `error: ${file}: A_KEY is empty\nfix: set A_KEY=<the real value> in ${file}\nerror: ${file}: B_KEY is not set\nfix: set B_KEY=<the real value> in ${file}\n`,
+    );
   });
 
   it("accepts good keys and keeps hostile values as data", () => {
-    const file = path.join(work, "good.env");
-    writeFileSync(file, `_A1='$(touch ${canary})'\nexport B=\`touch ${canary}\`\nc="x\\ny"\n`);
-    const script = `source "$1"; declare -A vals=(); dg_env_load "$2" vals; for k in _A1 B c; do printf '%s\\0' "\${vals[$k]}"; done`;
-    const result = run("bash", ["-c", script, "-", lib(), file]);
-    expect(result.stderr.toString()).toBe("");
+    writeFileSync(envFile, `GOOD=1\n_A1='$(touch ${canary})'\nexport B=\`touch ${canary}\`\nc="x\\ny"\n`, { mode: 0o600 });
+    const values = envValues();
+    expect(values.stderr.toString()).toBe("");
     // Backticks quote like single quotes (as in dotenv): the value is the text between them.
-    expect(nulRecords(result.stdout)).toEqual([`$(touch ${canary})`, `touch ${canary}`, "x\ny"]);
+    expect(nulRecords(values.stdout).sort()).toEqual([`B=touch ${canary}`, "GOOD=1", `_A1=$(touch ${canary})`, "c=x\ny"]);
+    const result = deploy();
+    expect(result.stdout.toString()).toContain("ok env file .env.staging sets every required key");
     expect(existsSync(canary)).toBe(false);
   });
 });

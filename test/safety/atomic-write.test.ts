@@ -194,7 +194,7 @@ describe("files deploygen did not write", () => {
 });
 
 describe("modes", () => {
-  it("scripts get 0755 and everything else 0644, whatever the umask and the previous mode", async () => {
+  it("scripts and the Node helper get 0755, each environment's config (sourced data) and everything else 0644, whatever the umask and the previous mode", async () => {
     const previous = process.umask(0o077);
     try {
       const { outputDir } = await project("modes");
@@ -202,7 +202,10 @@ describe("modes", () => {
       chmodSync(path.join(outputDir, "ecosystem.staging.config.js"), 0o666);
       const result = await writeOutputs(outputDir, planOf(FIXTURE).files);
       expect(result.written.sort()).toEqual(["ecosystem.staging.config.js", "scripts/start-staging.sh"]);
-      for (const [file, state] of snapshot(outputDir)) expect(state.mode, file).toBe(file.endsWith(".sh") ? 0o755 : 0o644);
+      const executable = (file: string) => (file.endsWith(".sh") && !path.basename(file).startsWith("config-")) || file.endsWith(".cjs");
+      const files = [...snapshot(outputDir)];
+      expect(files.filter(([file]) => file.endsWith(".cjs") || /config-[^/]*\.sh$/.test(file)).length).toBeGreaterThanOrEqual(2);
+      for (const [file, state] of files) expect(state.mode, file).toBe(executable(file) ? 0o755 : 0o644);
     } finally {
       process.umask(previous);
     }

@@ -80,14 +80,24 @@ describe("generation with populated env files beside the manifest", () => {
 
   it("the generated files read the env file on the host only: the ecosystem parses it, the scripts parse it as data", () => {
     const root = path.join(work, "project");
-    const scripts = filesUnder(path.join(root, "deploy", "scripts")).map((file) => readFileSync(file, "utf8"));
+    const scripts = filesUnder(path.join(root, "deploy", "scripts")).filter((file) => file.endsWith(".sh")).map((file) => readFileSync(file, "utf8"));
+    expect(scripts.length).toBeGreaterThan(10);
+    let sourced = 0;
     for (const text of scripts) {
       const code = text.split("\n").filter((line) => !/^\s*#/.test(line));
-      // Nothing is sourced but the function library, nothing is evaluated.
-      // (`source`, `.` or `eval` in command position: at the start, or after ; && || then do {.)
+      // Nothing is sourced but deploygen's own files (the library, beside it the fleet functions,
+      // and the environment's generated config), nothing is evaluated. (`source`, `.` or `eval`
+      // in command position: at the start, or after ; && || then do {.)
       const command = (word: string) => new RegExp(`(^|;|&&|\\|\\||\\bthen|\\bdo|\\{)\\s*${word}\\s`);
-      expect(code.filter((line) => command("(source|\\.)").test(line))).toEqual(code.filter((line) => /^source "\$SCRIPT_DIR\/deploygen-lib\.sh"$/.test(line)));
+      const ownFile = /^source ("\$DG_SCRIPT_DIR\/deploygen-(lib|fleet)\.sh"|"\$\(dirname -- "\$\{BASH_SOURCE\[0\]\}"\)"\/'config-[a-z0-9-]+\.sh')$/;
+      expect(code.filter((line) => command("(source|\\.)").test(line))).toEqual(code.filter((line) => ownFile.test(line)));
       expect(code.filter((line) => command("eval").test(line))).toEqual([]);
+      sourced += code.filter((line) => ownFile.test(line)).length;
     }
+    // Each command script sources its config, each config the library.
+    expect(sourced).toBeGreaterThan(scripts.length - 2);
+    // The env file itself is read by the Node helper: util.parseEnv, values as data.
+    const helper = readFileSync(path.join(root, "deploy", "scripts", "deploygen-helper.cjs"), "utf8");
+    expect(helper).toContain("parseEnv(text)");
   });
 });

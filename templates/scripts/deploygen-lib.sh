@@ -141,7 +141,7 @@ dg_pm2_run() {
   local deadline=${DG_PM2_TIMEOUT:-$((DG_MAX_HEALTH_TIMEOUT + 60))}
   if dg_daemon_pid >/dev/null; then timeout -k 5 "$deadline" "$DG_PM2" "$@"; return; fi
   mkdir -p -- "$PM2_HOME"
-  flock -w "$deadline" "$PM2_HOME/deploygen-spawn.lock" timeout -k 5 "$deadline" "$DG_PM2" "$@"
+  flock -o -w "$deadline" "$PM2_HOME/deploygen-spawn.lock" timeout -k 5 "$deadline" "$DG_PM2" "$@"
 }
 dg_daemon_pid() {
   local pid
@@ -198,18 +198,19 @@ dg_preflight() {
 }
 
 # dg_helper_checked COMMAND ARG...: runs the Node helper and turns its diagnostics into ours.
+# Every error and warning is printed with the fix that follows it (env-check names each bad key).
 dg_helper_checked() {
-  local kind text error='' fix=''
-  if dg_helper "$@" 2>"$DG_TMP/helper.err"; then :; else error=failed; fi
+  local kind text status=0 errors=0
+  dg_helper "$@" 2>"$DG_TMP/helper.err" || status=$?
   while IFS=$'\t' read -r kind text; do
     case $kind in
       warning) dg_warn "$text" ;;
-      error) error=$text ;;
-      fix) fix=$text ;;
+      error) printf '%serror:%s %s\n' "$DG_RED" "$DG_RESET" "$text" >&2 && errors=$((errors + 1)) ;;
+      fix) printf '%sfix:%s %s\n' "$DG_BOLD" "$DG_RESET" "$text" >&2 ;;
       *) [[ -z $kind ]] || printf '%s\n' "$kind${text:+	$text}" >&2 ;;
     esac
   done <"$DG_TMP/helper.err"
-  [[ -z $error ]] || dg_die "$error" "$fix"
+  ((status == 0 && errors == 0)) || { ((errors > 0)) || dg_die "node deploygen-helper.cjs $1 failed (exit $status)"; exit 1; }
 }
 
 # dg_check_port APP: the port is free, or held by this app's own processes (or their children).
@@ -374,7 +375,7 @@ dg_paths() { [[ -z $1 ]] || printf '%s\n' "$1"; }
 dg_run_step() {
   local started=$EPOCHREALTIME rc=0
   dg_info "$1${5:+: $5}"
-  (set -euo pipefail && cd -- "$3" && "$2") || rc=$?
+  (set -euo pipefail && cd -- "$3" && "$2") {DG_LOCK_FD}>&- || rc=$?
   ((rc == 0)) || dg_die "$1 failed (exit $rc); $DG_STILL_SERVING" "$4"
   dg_ok "$1 ($(dg_elapsed_since "$started"))"
 }
@@ -661,6 +662,7 @@ dg_dry_run() {
     dg_show app "${DG_PM2_NAME[$app]}"
     dg_show '  cwd' "$ROOT/${DG_CWD[$app]}"
     [[ -z ${DG_PORT[$app]-} ]] || dg_show '  port' "${DG_PORT[$app]}"
+    while IFS= read -r key; do dg_show '  verify_file' "$ROOT/${DG_CWD[$app]}/$key"; done < <(dg_paths "${DG_VERIFY_FILES[$app]-}")
     [[ -z ${DG_HEALTH_URL[$app]-} ]] || dg_show '  health' "${DG_HEALTH_URL[$app]} (timeout ${DG_HEALTH_TIMEOUT[$app]}s)"
     dg_show '  error_log' "$DG_LOGS/${DG_PM2_NAME[$app]}.err.log"
   done
@@ -807,7 +809,7 @@ dg_health_check() {
       dg_alert "$app" up "healthy again"
       continue
     fi
-    dg_warn "$name is ${status:-missing from PM2}${DG_HEALTH_URL[$app]:+ or does not answer ${DG_HEALTH_URL[$app]}}: restarting $name only"
+    if [[ $status == online ]]; then dg_warn "$name does not answer ${DG_HEALTH_URL[$app]}: restarting $name only"; else dg_warn "$name is ${status:-missing from PM2}: restarting $name only"; fi
     dg_alert "$app" down "${status:-missing}; no answer from ${DG_HEALTH_URL[$app]:-its process}; restarting"
     if [[ -n $status ]]; then dg_pm2 restart "$name" >/dev/null; else dg_pm2 start "$(dg_ecosystem)" --only "$name" >/dev/null; fi
     local DG_APPS=("$app")
@@ -837,14 +839,14 @@ dg_install_systemd() {
     ((EUID == 0)) || dg_die "installing a system unit needs root" "run: sudo $0"
     getent passwd "$DG_USER" >/dev/null || dg_die "the service user $DG_USER does not exist" "create it (sudo useradd --system --create-home $DG_USER) or set environments.$DG_ENV.systemd.user in the manifest and regenerate"
     case $ROOT/ in
-      /tmp/* | /var/tmp/*) dg_die "the project root $ROOT is under ${ROOT%"${ROOT#/*/}"}, which the unit's PrivateTmp=yes hides from the apps" "move the checkout (for example to /srv/$DG_PROJECT) and run this again" ;;
+      /tmp/* | /var/tmp/*) dg_die "the project root $ROOT is under ${ROOT%%/tmp/*}/tmp, which the unit's PrivateTmp=yes hides from the apps" "move the checkout (for example to /srv/$DG_PROJECT) and run this again" ;;
       /usr/* | /boot/* | /efi/* | /etc/*) dg_die "the project root $ROOT is read-only for the unit (ProtectSystem=full)" "move the checkout (for example to /srv/$DG_PROJECT) and run this again" ;;
     esac
     runuser -u "$DG_USER" -- test -r "$DG_SCRIPT_DIR/${DG_SCRIPTS[start]}" -a -x "$ROOT" -a -w "$ROOT" 2>/dev/null ||
       dg_die "the service user $DG_USER cannot read and write $ROOT" "sudo chown -R $DG_USER $ROOT (or give $DG_USER access to every folder above it)"
   fi
   case $ROOT in *$'\n'*) dg_die "the project root contains a line break" "move the project to a folder without one" ;; esac
-  case $ROOT in *'"'* | *'\'* | *'*'* | *'?'* | *'['* | *$'\r'*) dg_die "the project root $ROOT contains a character logrotate's paths cannot carry (\" \\ * ? [)" "move the checkout (for example to /srv/$DG_PROJECT) and run this again" ;; esac
+  case $ROOT in *'"'* | *\\* | *'*'* | *'?'* | *'['* | *$'\r'*) dg_die "the project root $ROOT contains a character logrotate's paths cannot carry (\" \\ * ? [)" "move the checkout (for example to /srv/$DG_PROJECT) and run this again" ;; esac
   units=${target%/}/etc/systemd/system
   unit=$(dg_unit_instance) timer=$(dg_unit_instance "$DG_UNIT_PREFIX-health" timer)
   ((${#timer} <= 255)) || dg_die "the unit name $timer is longer than systemd's limit of 255 characters" "move the project to a shorter path"

@@ -2,9 +2,10 @@ import { defineConfig } from "vitest/config";
 import { fileURLToPath } from "node:url";
 
 /**
- * Tests that deploy for real (PM2 daemons, systemd in a container, SSH, servers on ports) are
- * named *.e2e.test.ts, wherever they live; everything under test/e2e/ counts as one too.
- * `npm test` runs both projects; `npm run test:unit` (`--project unit`) leaves the e2e one out.
+ * Tests that deploy for real (PM2 daemons, systemd in a container, SSH, servers on ports) or
+ * install packages (npm ci, npm install of the packed tarball) are named *.e2e.test.ts, wherever
+ * they live; everything under test/e2e/ counts as one too. `npm test` runs both projects;
+ * `npm run test:unit` (`--project unit`) leaves the e2e one out.
  */
 const E2E = ["test/e2e/**/*.test.ts", "test/**/*.e2e.test.ts"];
 

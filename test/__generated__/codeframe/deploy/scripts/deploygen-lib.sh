@@ -792,6 +792,7 @@ dg_alert() {
 dg_health_check() {
   dg_setup health-check
   dg_options "[--direct]" "--direct" "$@"
+  if dg_unit_installed && ! systemctl is-active --quiet -- "$(dg_unit_instance)"; then dg_ok "$(dg_unit_instance) is stopped: nothing to check"; return 0; fi
   dg_lock --skip || { dg_ok "a deploy, start or stop of $DG_NAMESPACE is running: not checking now"; return 0; }
   dg_tools
   dg_check_units

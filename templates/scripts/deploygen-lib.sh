@@ -516,8 +516,10 @@ dg_watch() {
         seen[$file]=$pid
       done
       if ((alive == 0)) && ! dg_running "$pm2_pid"; then dead[$app]=$((${dead[$app]-0} + 1)); else dead[$app]=0; fi
+      # In cluster mode PM2 may keep a dying worker's pid file; the exception it caught is the sign.
+      [[ ! -s ${DG_TMP-}/exceptions/$name ]] || changes[$app]=$((${changes[$app]-0} + 2))
       if ((${changes[$app]-0} >= 2 || ${dead[$app]} >= 4)); then
-        DG_FAILED_APP=$app DG_FAILED_WHY="$name crashes at start (PM2 restarted it $((${changes[$app]-0})) times in $(dg_elapsed_since "$started"))"
+        DG_FAILED_APP=$app DG_FAILED_WHY="$name crashes at start (PM2 restarted it, $(dg_elapsed_since "$started") after the start)"
         ((${dead[$app]} < 4)) || DG_FAILED_WHY="$name is not running ($(dg_elapsed_since "$started") after the start)"
         return 1
       fi
@@ -551,7 +553,7 @@ dg_failure_report() {
     tail -n 15 -- "$log" >&2
   else
     printf -- '--- %s is empty; PM2 said: ---\n' "$log" >&2
-    tail -n 15 -- "$DG_TMP/pm2.out" "$PM2_HOME/pm2.log" >&2 2>/dev/null || true
+    { grep -h '^\[PM2' -- "$DG_TMP/pm2.out"; tail -n 15 -- "$PM2_HOME/pm2.log"; } >&2 2>/dev/null || true
   fi
 }
 

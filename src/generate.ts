@@ -8,6 +8,7 @@ import { ecosystemOutputs, moduleMarkerOutput } from "./outputs/ecosystem.js";
 import { systemdOutputs } from "./outputs/systemd.js";
 import { logrotateOutputs } from "./outputs/logrotate.js";
 import { scriptOutputs, sharedScriptOutputs } from "./outputs/scripts.js";
+import { fleetLibraryOutputs, fleetOutputs } from "./outputs/fleet.js";
 import { UserError } from "./errors.js";
 
 export interface GenerationPlan {
@@ -17,7 +18,7 @@ export interface GenerationPlan {
   files: FileOutput[];
 }
 
-const BUILDERS = [ecosystemOutputs, systemdOutputs, scriptOutputs, logrotateOutputs];
+const BUILDERS = [ecosystemOutputs, systemdOutputs, scriptOutputs, fleetOutputs, logrotateOutputs];
 
 export function planGeneration(loaded: LoadedManifest, options: { environments?: string[]; renderer?: Renderer } = {}): GenerationPlan {
   const manifest = validateManifest(loaded);
@@ -30,7 +31,7 @@ export function planGeneration(loaded: LoadedManifest, options: { environments?:
   }
   const renderer = options.renderer ?? createRenderer();
   const environments = project.environments.filter((environment) => !wanted || wanted.includes(environment.name));
-  const files = [...sharedScriptOutputs(project), moduleMarkerOutput(project, renderer), ...environments.flatMap((environment) => BUILDERS.flatMap((build) => build(project, environment, renderer)))];
+  const files = [...sharedScriptOutputs(project), ...fleetLibraryOutputs(project, environments), moduleMarkerOutput(project, renderer), ...environments.flatMap((environment) => BUILDERS.flatMap((build) => build(project, environment, renderer)))];
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return { project, output: project.output, files };
 }

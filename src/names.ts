@@ -10,6 +10,8 @@ export const SCRIPTS_DIR = "scripts";
 export const SCRIPTS_LIBRARY = `${SCRIPTS_DIR}/deploygen-lib.sh`;
 /** The Node.js helper of the scripts (env files, PM2's process list, ports), relative to the output folder. */
 export const SCRIPTS_HELPER = `${SCRIPTS_DIR}/deploygen-helper.cjs`;
+/** The fleet commands (several hosts: deploy, rollback, status over SSH), relative to the output folder; only with hosts. */
+export const SCRIPTS_FLEET_LIBRARY = `${SCRIPTS_DIR}/deploygen-fleet.sh`;
 
 /** The PM2 namespace of one environment, also the prefix of its systemd units: `<project>-<env>`. */
 export function namespaceName(project: string, env: string): string {
@@ -63,6 +65,8 @@ export interface EnvironmentFiles {
   healthCheck: string;
   installSystemd: string;
   rollback: string;
+  /** Several hosts: deploy, rollback and status of every host (only for an environment with hosts). */
+  fleet: string;
   /** The environment's data, sourced by its scripts. */
   config: string;
   /** logrotate configuration of <root>/logs; install-systemd puts the root in and installs it into /etc/logrotate.d. */
@@ -83,6 +87,7 @@ export function environmentFiles(env: string, project: string): EnvironmentFiles
     healthCheck: `${SCRIPTS_DIR}/health-check-${env}.sh`,
     installSystemd: `${SCRIPTS_DIR}/install-systemd-${env}.sh`,
     rollback: `${SCRIPTS_DIR}/rollback-${env}.sh`,
+    fleet: `${SCRIPTS_DIR}/fleet-${env}.sh`,
     config: `${SCRIPTS_DIR}/config-${env}.sh`,
     logrotate: `logrotate/${project}-${env}.conf`,
   };

@@ -7,6 +7,7 @@ import type { ResolvedProject, ResolvedEnvironment, ResolvedApp } from "../model
 import { TEMPLATES_DIR, type Renderer } from "../render.js";
 import { commentHeader } from "./header.js";
 import { SCRIPTS_DIR, SCRIPTS_HELPER, SCRIPTS_LIBRARY, LOGS_DIR } from "../names.js";
+import { fleetView } from "./fleet.js";
 
 const lines = (list: string[]) => list.join("\n");
 
@@ -63,6 +64,7 @@ export function configView(project: ResolvedProject, environment: ResolvedEnviro
       (["deploy", "start", "stop", "rollback"] as const).map((name) => [name, path.posix.basename(files[name])]).concat([["install-systemd", path.posix.basename(files.installSystemd)]]),
     ),
     apps: environment.apps.map(appView),
+    fleet: fleetView(project, environment),
   };
 }
 

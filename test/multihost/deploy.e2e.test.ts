@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { chownSync, cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEPLOY_UID, leftovers, startFleet, whyNoFleet, type Fleet, type Host } from "./hosts.js";
+import { DEPLOY_UID, FLEET_START_TIMEOUT_MS, leftovers, startFleet, whyNoFleet, type Fleet, type Host } from "./hosts.js";
 
 const REPO_ROOT = path.resolve(import.meta.dirname, "..", "..");
 const PM2 = path.join(REPO_ROOT, "node_modules", ".bin", "pm2");
@@ -86,7 +86,7 @@ describe.skipIf(skip !== null)("pm2 deploy to two hosts over SSH with the genera
     fleet = await startFleet({ hosts: 2 });
     timings["start two hosts"] = performance.now() - started;
     project = deployableTiny(fleet);
-  }, 120_000);
+  }, FLEET_START_TIMEOUT_MS);
 
   afterAll(async () => {
     await fleet?.teardown();

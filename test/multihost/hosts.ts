@@ -26,6 +26,10 @@ export const DEPLOY_UID = 47_001;
 const REPO_ROOT = path.resolve(import.meta.dirname, "..", "..");
 /** Hosts bind their own /tmp: the fleet's files live elsewhere so that every host sees the bare repo. */
 const FLEET_PARENT = "/var/tmp";
+/** One fleet at a time (the subnet is fixed): held by the process that runs it, as its pid. */
+const SUBNET_LOCK = path.join(FLEET_PARENT, "deploygen-fleet-subnet.lock");
+/** How long startFleet waits for another test file's fleet to be torn down (test files run two at a time). */
+export const FLEET_START_TIMEOUT_MS = 15 * 60_000;
 
 export interface Host {
   /** h1, h2...: the host name and the namespace suffix. */
@@ -71,6 +75,39 @@ export function whyNoFleet(): string | null {
 const sh = (command: string, args: string[], input?: string) => execFileSync(command, args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
 const quiet = (command: string, args: string[]) => spawnSync(command, args, { encoding: "utf8" });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Takes the subnet lock, waiting while a live process holds it; a dead holder's lock is taken over. */
+async function lockSubnet(waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      writeFileSync(SUBNET_LOCK, String(process.pid), { flag: "wx" });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const holder = Number(readFileSync(SUBNET_LOCK, "utf8") || "0");
+    if (holder > 0 && !alive(holder)) {
+      rmSync(SUBNET_LOCK, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`another fleet (pid ${holder}) still holds ${SUBNET_LOCK} after ${waitMs / 1000}s`);
+    await sleep(500);
+  }
+}
+
+function unlockSubnet(): void {
+  if (existsSync(SUBNET_LOCK) && readFileSync(SUBNET_LOCK, "utf8") === String(process.pid)) rmSync(SUBNET_LOCK, { force: true });
+}
 
 /** Global pids of the children of pid. */
 function childrenOf(pid: number): number[] {
@@ -203,12 +240,17 @@ function teardownSync(id: string, root: string, hostPids: number[], bridge: stri
   }
   rmSync(root, { recursive: true, force: true });
   rmSync(`/tmp/pm2-deploy-${id}.log`, { force: true });
+  unlockSubnet();
 }
 
-export async function startFleet(opts: { hosts: number }): Promise<Fleet> {
+export async function startFleet(opts: { hosts: number; waitMs?: number }): Promise<Fleet> {
   const why = whyNoFleet();
   if (why) throw new Error(`cannot start a fleet: ${why}`);
-  if (quiet("ip", ["-o", "addr", "show"]).stdout.includes(`${BRIDGE_ADDRESS}/`)) throw new Error(`${BRIDGE_ADDRESS} is already in use on this machine (another fleet still running?)`);
+  await lockSubnet(opts.waitMs ?? FLEET_START_TIMEOUT_MS - 60_000);
+  if (quiet("ip", ["-o", "addr", "show"]).stdout.includes(`${BRIDGE_ADDRESS}/`)) {
+    unlockSubnet();
+    throw new Error(`${BRIDGE_ADDRESS} is already in use on this machine (another fleet still running?)`);
+  }
   const id = `dgmh${randomBytes(3).toString("hex")}`;
   const root = path.join(FLEET_PARENT, id);
   const bridge = `${id.slice(0, 10)}br`;

@@ -1,0 +1,232 @@
+// Two hosts reached over real SSH, with releases, driven by the generated fleet-staging.sh: it runs
+// PM2's own `pm2 deploy` (one host after another) and reads what each host serves from its
+// releases. fixtures/tiny is committed to a local bare repository that each host clones.
+import { spawnSync } from "node:child_process";
+import { chownSync, cpSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEPLOY_UID, FLEET_START_TIMEOUT_MS, leftovers, startFleet, whyNoFleet, type Fleet, type Host } from "./hosts.js";
+
+const REPO_ROOT = path.resolve(import.meta.dirname, "..", "..");
+const PM2 = path.join(REPO_ROOT, "node_modules", ".bin", "pm2");
+const CLI = path.join(REPO_ROOT, "bin", "deploygen.js");
+const PORT = 18080;
+const REMOTE_PATH = "/srv/tiny";
+const FLEET_SCRIPT = "deploy/scripts/fleet-staging.sh";
+
+const git = (cwd: string, ...args: string[]) => spawnSync("git", ["-c", "user.name=t", "-c", "user.email=t@t", ...args], { cwd, encoding: "utf8" });
+const must = (result: ReturnType<typeof spawnSync>, what: string) => {
+  if (result.status !== 0) throw new Error(`${what} failed (${result.status}):\n${String(result.stdout)}\n${String(result.stderr)}`);
+  return String(result.stdout);
+};
+
+interface Run {
+  status: number | null;
+  output: string;
+  ms: number;
+}
+
+interface Project {
+  dir: string;
+  /** deploy/scripts/fleet-staging.sh ARGS from the local clone. */
+  fleet(...args: string[]): Run;
+  /** Changes the served text (optionally so that the server throws at start), commits and pushes; returns the commit's first 10 characters. */
+  commit(message: string, edit: { greeting: string; crashAtStart?: boolean }): string;
+}
+
+/** fixtures/tiny with releases, hosts and remote in its manifest, generated, committed and pushed to a bare repo the hosts read. */
+function deployableTiny(fleet: Fleet): Project {
+  const dir = path.join(fleet.root, "work", "tiny");
+  cpSync(path.join(REPO_ROOT, "fixtures", "tiny"), dir, { recursive: true });
+  const repo = fleet.bareRepo("tiny");
+  const manifest = path.join(dir, "deploygen.yaml");
+  const hosts = fleet.hosts.map((host) => host.address).join(", ");
+  writeFileSync(
+    manifest,
+    `${readFileSync(manifest, "utf8").trimEnd()}\n    releases: { keep: 5 }\n    minFreeDiskMB: 50\n    hosts: [${hosts}]\n    remote:\n      user: deploy\n      repo: ${repo}\n      ref: origin/main\n      path: ${REMOTE_PATH}\n      sshOptions: [${fleet.sshOptions.join(", ")}]\n`,
+  );
+  writeFileSync(path.join(dir, ".gitignore"), ".env.staging\nlogs/\n.deploygen/\n");
+  must(spawnSync(process.execPath, [CLI, "generate", "-m", manifest], { encoding: "utf8" }), "deploygen generate");
+  must(git(dir, "init", "-q", "--initial-branch=main"), "git init");
+  must(git(dir, "add", "."), "git add");
+  must(git(dir, "commit", "-q", "-m", "tiny v1"), "git commit");
+  must(git(dir, "remote", "add", "origin", repo), "git remote add");
+  must(git(dir, "push", "-q", "-u", "origin", "main"), "git push");
+  // What an operator does once per host: the folder for deploy, and the env file with secrets.
+  for (const host of fleet.hosts) {
+    const shared = host.onHost(`${REMOTE_PATH}/shared`);
+    mkdirSync(shared, { recursive: true });
+    writeFileSync(path.join(shared, ".env.staging"), "TINY_API_KEY=real-key\n", { mode: 0o600 });
+    for (const owned of [host.onHost(REMOTE_PATH), shared, path.join(shared, ".env.staging")]) chownSync(owned, DEPLOY_UID, DEPLOY_UID);
+  }
+  return {
+    dir,
+    fleet(...args) {
+      const started = performance.now();
+      const result = spawnSync("bash", [FLEET_SCRIPT, ...args], { cwd: dir, env: { ...fleet.localEnv, PM2_BIN: PM2 }, encoding: "utf8", timeout: 300_000 });
+      return { status: result.status, output: `${result.stdout}${result.stderr}`, ms: performance.now() - started };
+    },
+    commit(message, edit) {
+      const server = path.join(dir, "app", "src", "server.js");
+      let text = readFileSync(server, "utf8").replace(/res\.end\("tiny[^"]*\\n"\);/, `res.end("${edit.greeting}\\n");`);
+      if (edit.crashAtStart) text = `throw new Error("${edit.greeting} crashes at start");\n${text}`;
+      writeFileSync(server, text);
+      must(git(dir, "commit", "-q", "-am", message), "git commit");
+      must(git(dir, "push", "-q"), "git push");
+      return must(git(dir, "rev-parse", "--short=10", "HEAD"), "git rev-parse").trim();
+    },
+  };
+}
+
+const stateOf = (host: Host) => host.onHost(`${REMOTE_PATH}/source/.deploygen/staging`);
+/** The live release on a host, read from its `current` link. */
+const liveRelease = (host: Host) => path.basename(readlinkSync(path.join(stateOf(host), "current")));
+/** The commit checked out by pm2-deploy on a host. */
+const checkedOut = (host: Host) => must(git(host.onHost(`${REMOTE_PATH}/source`), "-c", "safe.directory=*", "rev-parse", "--short=10", "HEAD"), "git rev-parse").trim();
+const serving = (host: Host) => host.http(PORT, "/")?.body.trim();
+/** The status line fleet-staging.sh prints for a host. */
+const hostLine = (output: string, host: Host) => output.split("\n").find((line) => line.trimStart().startsWith(`${host.address} `)) ?? "";
+
+const skip = whyNoFleet();
+describe.skipIf(skip !== null)("fleet-staging.sh on two hosts with releases: deploy, self-rollback, fleet rollback, status", () => {
+  let fleet: Fleet;
+  let project: Project;
+  const commits: Record<string, string> = {};
+  const timings: Record<string, number> = {};
+
+  beforeAll(async () => {
+    fleet = await startFleet({ hosts: 2 });
+    project = deployableTiny(fleet);
+    commits.v1 = must(git(project.dir, "rev-parse", "--short=10", "HEAD"), "rev-parse").trim();
+  }, FLEET_START_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await fleet?.teardown();
+    console.log(`fleet timings (ms): ${JSON.stringify(Object.fromEntries(Object.entries(timings).map(([key, ms]) => [key, Math.round(ms)])))}`);
+  });
+
+  it("setup, then a first deploy: both hosts healthy on a release of the same commit", () => {
+    const setup = project.fleet("setup");
+    expect(setup.status, setup.output).toBe(0);
+    const deploy = project.fleet("deploy");
+    expect(deploy.status, deploy.output).toBe(0);
+    timings["first deploy, 2 hosts"] = deploy.ms;
+    expect(deploy.output).toContain(`every host serves commit ${commits.v1} and is healthy`);
+    for (const host of fleet.hosts) {
+      expect(liveRelease(host), host.name).toMatch(new RegExp(`-${commits.v1}$`));
+      expect(hostLine(deploy.output, host)).toContain(`release ${liveRelease(host)} (commit ${commits.v1}); tiny-staging-web online, healthy`);
+      expect(host.http(PORT, "/health")?.status, host.name).toBe(200);
+      expect(serving(host), host.name).toBe("tiny");
+    }
+  }, 300_000);
+
+  it("deploys a second commit to both hosts (timed: where a two-host deploy spends its time)", () => {
+    commits.v2 = project.commit("tiny v2", { greeting: "tiny v2" });
+    const deploy = project.fleet("deploy");
+    expect(deploy.status, deploy.output).toBe(0);
+    expect(deploy.output).toContain(`every host serves commit ${commits.v2} and is healthy`);
+    for (const host of fleet.hosts) {
+      expect(liveRelease(host), host.name).toMatch(new RegExp(`-${commits.v2}$`));
+      expect(serving(host), host.name).toBe("tiny v2");
+    }
+    timings["second deploy, 2 hosts (fleet-staging.sh deploy)"] = deploy.ms;
+    // The deploy script's own time on each host ("Deployed tiny (staging) release ... in 1.9s").
+    [...deploy.output.matchAll(/Deployed tiny \(staging\) release \S+ in ([\d.]+)s/g)].forEach((match, index) => {
+      timings[`deploy script on host ${index + 1}`] = Number(match[1]) * 1000;
+    });
+    const status = project.fleet("status");
+    expect(status.status, status.output).toBe(0);
+    timings["status of 2 hosts (parallel SSH)"] = status.ms;
+    const started = performance.now();
+    expect(fleet.hosts[0]!.ssh("true").status).toBe(0);
+    timings["one SSH round trip"] = performance.now() - started;
+  }, 300_000);
+
+  it("a commit that crashes at start: host 1 rolls itself back, the run stops before host 2, both keep serving the second commit", () => {
+    const [first, second] = fleet.hosts as [Host, Host];
+    commits.v3 = project.commit("tiny v3 (throws at start)", { greeting: "tiny v3", crashAtStart: true });
+    const deploy = project.fleet("deploy");
+    expect(deploy.status).not.toBe(0);
+    expect(deploy.output).toMatch(/error: release \S+ was rolled back \(tiny-staging-web (crashes at start|is not running)/);
+    expect(deploy.output).toContain(`the run stopped at ${first.address}`);
+    expect(deploy.output).toContain(`every answering host still serves commit ${commits.v2}`);
+    expect(hostLine(deploy.output, first)).toContain(`(commit ${commits.v2}), not ${commits.v3} [checkout at ${commits.v3}: pm2 deploy fetched it, it is not live]`);
+    expect(hostLine(deploy.output, second)).toContain(`(commit ${commits.v2}), not ${commits.v3}; tiny-staging-web online, healthy`);
+    // pm2-deploy has moved host 1's checkout (and its .deploys) to v3; host 2 was not reached.
+    expect(checkedOut(first)).toBe(commits.v3);
+    expect(checkedOut(second)).toBe(commits.v2);
+    for (const host of fleet.hosts) {
+      expect(liveRelease(host), host.name).toMatch(new RegExp(`-${commits.v2}$`));
+      expect(serving(host), host.name).toBe("tiny v2");
+    }
+  }, 300_000);
+
+  it("status reports the live release of each host, not pm2-deploy's checkout", () => {
+    const [first, second] = fleet.hosts as [Host, Host];
+    const status = project.fleet("status");
+    expect(status.status, status.output).toBe(0);
+    expect(status.output).toContain("Hosts of tiny-staging, in deploy order (what runs: each host's live release)");
+    expect(hostLine(status.output, first)).toBe(
+      `    ${first.address} release ${liveRelease(first)} (commit ${commits.v2}) [checkout at ${commits.v3}: pm2 deploy fetched it, it is not live]; tiny-staging-web online, healthy`,
+    );
+    expect(hostLine(status.output, second)).toBe(`    ${second.address} release ${liveRelease(second)} (commit ${commits.v2}); tiny-staging-web online, healthy`);
+    expect(status.output).toContain(`every host serves commit ${commits.v2} and is healthy`);
+    for (const host of fleet.hosts) expect(serving(host), host.name).toBe("tiny v2");
+  }, 120_000);
+
+  it("rollback without a commit puts both hosts on the commit before the newest one they all have: the first", () => {
+    const rollback = project.fleet("rollback");
+    expect(rollback.status, rollback.output).toBe(0);
+    expect(rollback.output).toContain(`Rolling every host of tiny-staging back to commit ${commits.v1}`);
+    expect(rollback.output).toContain(`every host serves commit ${commits.v1} and is healthy`);
+    for (const host of fleet.hosts) {
+      expect(liveRelease(host), host.name).toMatch(new RegExp(`-${commits.v1}$`));
+      expect(serving(host), host.name).toBe("tiny");
+    }
+  }, 300_000);
+
+  it("rollback to a named commit (abbreviated) puts both hosts on their own release of it", () => {
+    const rollback = project.fleet("rollback", commits.v2!.slice(0, 7));
+    expect(rollback.status, rollback.output).toBe(0);
+    expect(rollback.output).toContain(`every host serves commit ${commits.v2} and is healthy`);
+    const releases = fleet.hosts.map(liveRelease);
+    for (const [index, host] of fleet.hosts.entries()) {
+      expect(releases[index], host.name).toMatch(new RegExp(`-${commits.v2}$`));
+      expect(serving(host), host.name).toBe("tiny v2");
+    }
+    // A commit that only host 1 ever had a (failed) release of is refused before anything changes.
+    const refused = project.fleet("rollback", commits.v3!);
+    expect(refused.status).toBe(1);
+    expect(refused.output).toContain(`error: not every host has a good release of ${commits.v3}: nothing was rolled back`);
+    expect(fleet.hosts.map(liveRelease)).toEqual(releases);
+  }, 300_000);
+
+  it("one host unreachable: deploy and rollback refuse naming it, and nothing changes on the other", () => {
+    const [first, second] = fleet.hosts as [Host, Host];
+    fleet.stopSshd(second);
+    const before = { checkout: checkedOut(first), live: liveRelease(first) };
+    project.commit("tiny v4", { greeting: "tiny v4" });
+    const deploy = project.fleet("deploy");
+    expect(deploy.status).toBe(1);
+    expect(hostLine(deploy.output, second)).toMatch(new RegExp(`^    ${second.address.replace(/\./g, "\\.")} unreachable: .*(Connection refused|timed out)`));
+    expect(deploy.output).toContain("error: not every host answers: nothing was deployed");
+    expect(checkedOut(first)).toBe(before.checkout);
+    expect(liveRelease(first)).toBe(before.live);
+    expect(serving(first)).toBe("tiny v2");
+    const rollback = project.fleet("rollback", commits.v1!);
+    expect(rollback.status).toBe(1);
+    expect(rollback.output).toContain("error: not every host answers: nothing was rolled back");
+    expect(liveRelease(first)).toBe(before.live);
+    expect(serving(first)).toBe("tiny v2");
+    const status = project.fleet("status");
+    expect(status.status).toBe(1);
+    expect(hostLine(status.output, first)).toContain(`(commit ${commits.v2})`);
+    expect(hostLine(status.output, second)).toContain("unreachable");
+  }, 300_000);
+
+  it("tears down without leaving a namespace, process (the fleet script's own PM2 daemon included), key or file behind", async () => {
+    const { id } = fleet;
+    await fleet.teardown();
+    expect(leftovers(id)).toEqual([]);
+  }, 60_000);
+});

@@ -37,12 +37,13 @@ dg_fleet_ssh() {
 }
 # dg_fleet_survey: every host's host-status at once, over SSH, into $DG_TMP/fleet/<index>.{out,err,rc}.
 dg_fleet_survey() {
-  local i dir=$DG_TMP/fleet
+  local i dir=$DG_TMP/fleet started=$EPOCHREALTIME
   rm -rf -- "$dir" && mkdir -p -- "$dir"
   for i in "${!DG_FLEET_HOSTS[@]}"; do
     (if dg_fleet_ssh "${DG_FLEET_HOSTS[i]}" "cd $DG_FLEET_PATH/current && bash $DG_FLEET_SCRIPTS/fleet-$DG_ENV.sh host-status" >"$dir/$i.out" 2>"$dir/$i.err"; then echo 0; else echo $?; fi >"$dir/$i.rc") &
   done
   wait
+  DG_FLEET_SURVEY_TIME=$(dg_elapsed_since "$started")
 }
 dg_fleet_rc() { cat -- "$DG_TMP/fleet/$1.rc"; }
 dg_fleet_field() { awk -F '\t' -v key="$2" '$1 == key { print $2 }' "$DG_TMP/fleet/$1.out"; }
@@ -84,7 +85,7 @@ dg_fleet_host_status() {
 # answers, is healthy and serves one commit (TARGET, when given).
 dg_fleet_report() {
   local target=$1 i host rc live commit checkout line stopped='' problems=0 commits=() common=()
-  dg_section "Hosts of $DG_NAMESPACE, in deploy order (what runs: each host's live release)"
+  dg_section "Hosts of $DG_NAMESPACE, in deploy order (what runs: each host's live release; read in $DG_FLEET_SURVEY_TIME)"
   for i in "${!DG_FLEET_HOSTS[@]}"; do
     host=${DG_FLEET_HOSTS[i]} rc=$(dg_fleet_rc "$i")
     if ((rc != 0)); then
@@ -121,12 +122,14 @@ dg_fleet_report() {
 }
 
 dg_fleet_deploy() {
-  local target rc=0
+  local target rc=0 started
   dg_fleet_survey
   dg_fleet_answering || { dg_fleet_report '' || true; dg_die "not every host answers: nothing was deployed" "bring the host back or set it up (${0##*/} setup), or take it out of hosts and regenerate; then deploy again"; }
   target=$(git -C "$ROOT" rev-parse --short=10 --verify -q "$DG_FLEET_REF^{commit}" 2>/dev/null || true)
   dg_section "Deploying ${target:-$DG_FLEET_REF} to ${DG_FLEET_HOSTS[*]}, one after another (pm2 deploy)"
+  started=$EPOCHREALTIME
   dg_fleet_pm2 || rc=$?
+  dg_info "pm2 deploy ran for $(dg_elapsed_since "$started") (exit $rc)"
   dg_fleet_survey
   dg_fleet_report "$target" || exit 1
   ((rc == 0)) || exit "$rc"

@@ -480,7 +480,7 @@ dg_apply() {
     done < <(dg_processes_of ns "$DG_NAMESPACE")
   fi
   dg_daemon_pid >/dev/null || dg_pm2 ping >/dev/null
-  mkdir -p -- "$DG_TMP/exceptions"
+  rm -rf -- "$DG_TMP/exceptions" && mkdir -- "$DG_TMP/exceptions"
   # Node itself in the background (so kill reaches it), without the environment's lock.
   node "$DG_SCRIPT_DIR/deploygen-helper.cjs" pm2-exceptions "$DG_PM2" "$DG_NAMESPACE" "$DG_TMP/exceptions" 2>/dev/null {DG_LOCK_FD}>&- &
   DG_LISTENER=$!
@@ -704,7 +704,8 @@ dg_start() {
   if ((DG_DIRECT == 0)) && dg_unit_installed; then
     dg_check_units
     dg_section "Starting $DG_NAMESPACE through systemd"
-    dg_systemctl start -- "$(dg_unit_instance)"
+    # An active unit (RemainAfterExit=) ignores "start": its ExecReload starts what is not running.
+    dg_systemctl reload-or-restart -- "$(dg_unit_instance)"
     dg_ok "started $(dg_unit_instance)"
     return 0
   fi

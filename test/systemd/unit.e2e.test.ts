@@ -52,6 +52,16 @@ describe('the generated unit of fixtures/tiny under a real systemd', () => {
     expect((await box.execOk(['ps', '-o', 'user=', '-p', app])).stdout.trim()).toBe(TINY_USER);
   });
 
+  test('start-staging.sh with the unit active starts an app that was stopped (the unit reloads)', async () => {
+    await box.ready;
+    await box.execOk(['pm2', 'stop', TINY_APP], { user: TINY_USER, env: tiny.pm2Env });
+    expect((await box.httpGet(HEALTH, 2)).status).toBe(0);
+    const started = await box.exec(['bash', `${tiny.root}/deploy/scripts/start-staging.sh`], { cwd: tiny.root });
+    expect(started.code, started.stdout + started.stderr).toBe(0);
+    expect(await waitForAnswer(box, HEALTH)).toEqual({ status: 200, body: '{"status":"ok"}' });
+    expect(await box.journal(tiny.unit)).toMatch(/Reloading tiny-staging@/);
+  });
+
   test('systemctl stop stops the app', async () => {
     await box.ready;
     expect((await box.systemctl('stop', tiny.unit)).code).toBe(0);

@@ -10,6 +10,7 @@
 //   BENCH_RSS=wrapper npm run bench     peak RSS from process.resourceUsage() instead of /usr/bin/time
 //   node test/bench/run.mjs --manifest 1000 > deploygen.yaml   print a scale manifest (for profiling)
 //   npm run bench -- --deploy           the deploy figures instead (test/bench/deploy.mjs; real PM2, minutes)
+//   npm run bench -- --releases         figures of deploys with releases (test/bench/releases.mjs; real PM2, minutes)
 //
 // Every run of every command is a new process started the same way (spawnSync of node), and
 // the runs of the commands compared with `node -e 0` are interleaved round by round so that
@@ -43,6 +44,11 @@ if (manifestFlag > 0) {
 if (!existsSync(CLI)) fail(`${CLI} not found`);
 if (!process.env.BENCH_CLI && !existsSync(path.join(ROOT, "dist", "cli.js"))) fail("dist/cli.js not found: run `npm run build` first");
 
+// `npm run bench -- --releases`: the figures of deploys with releases, from test/bench/releases.mjs.
+if (process.argv.includes("--releases")) {
+  await import("./releases.mjs");
+  process.exit(0);
+}
 // `npm run bench -- --deploy` (or BENCH_DEPLOY=1): the deploy figures instead, from test/bench/deploy.mjs.
 if (process.argv.includes("--deploy") || process.env.BENCH_DEPLOY === "1") {
   await import("./deploy.mjs");

@@ -34,7 +34,7 @@ export const BACKEND = `${NAMESPACE}-backend`;
 export const FRONTEND = `${NAMESPACE}-frontend`;
 export const API_KEY = 'e2e-real-key-123';
 
-export type ScriptName = 'deploy' | 'start' | 'stop' | 'health-check' | 'install-systemd';
+export type ScriptName = 'deploy' | 'start' | 'stop' | 'health-check' | 'install-systemd' | 'rollback';
 
 export interface SetupOptions {
   /** Start from a tree with no .venv, node_modules or .next (test 1). Default: hard-link them from the prepared copy. */

@@ -1,4 +1,4 @@
-// Issue 6 (deploy): a redeploy under load. An app in PM2 cluster mode (node, instances: 2) is
+// A redeploy under load. An app in PM2 cluster mode (node, instances: 2) is
 // reloaded worker by worker (PM2 brings a new worker up before the old one goes) and never stopped
 // first, so no request fails; a single fork-mode app is restarted, and the longest time in which no
 // request succeeded is reported (not asserted: it depends on the machine). fixtures/tiny, with a
@@ -34,9 +34,9 @@ describe('redeploy under load', () => {
     await new Promise((r) => setTimeout(r, 300));
     const [clusterReport, forkReport] = await Promise.all([clusterLoad.stop(), forkLoad.stop()]);
     expect(redeploy.code, describeRun(redeploy)).toBe(0);
-    console.log(`[e2e] issue 6: redeploy under load took ${redeploy.ms} ms (node ${process.version})`);
-    console.log(`[e2e] issue 6: cluster mode (2 workers): ${JSON.stringify(clusterReport)}`);
-    console.log(`[e2e] issue 6: fork mode: ${JSON.stringify(forkReport)}`);
+    console.log(`[e2e] redeploy under load took ${redeploy.ms} ms (node ${process.version})`);
+    console.log(`[e2e] cluster mode (2 workers): ${JSON.stringify(clusterReport)}`);
+    console.log(`[e2e] fork mode: ${JSON.stringify(forkReport)}`);
 
     // Reloaded, not replaced: the unchanged definition never takes the delete-and-start path.
     expect(redeploy.stdout).not.toContain('starting it afresh');

@@ -137,9 +137,12 @@ describe("docs/runbook.md", () => {
     const text = await readFile(path.join(DOCS, "runbook.md"), "utf8");
     for (const heading of ["## First install (on the host)", "## Update", "## Rollback"]) expect(text).toContain(heading);
     expect(text).toMatch(/git checkout --detach <good-commit>\n.*deploy\/scripts\/deploy-staging\.sh/);
+    // The codeframe example, with releases for staging as the runbook's rollback section has them.
     const root = await scratchDir("deploygen-runbook-");
-    await cp(path.join(FIXTURES, "codeframe", "deploygen.yaml"), path.join(root, "deploygen.yaml"));
-    await runCli(["generate", "-q"], { cwd: root });
+    const manifest = (await readFile(path.join(FIXTURES, "codeframe", "deploygen.yaml"), "utf8")).replace("  staging:\n", "  staging:\n    releases: { keep: 5 }\n");
+    expect(manifest).toContain("releases: { keep: 5 }");
+    await writeFile(path.join(root, "deploygen.yaml"), manifest);
+    expect((await runCli(["generate", "-q"], { cwd: root })).code).toBe(0);
     // Every deploy/... path the runbook names exists in the codeframe example's output.
     for (const [file] of text.matchAll(/deploy\/(scripts|systemd)\/[\w@.-]+/g)) expect(existsSync(path.join(root, file)), file).toBe(true);
     // Every option it passes to a generated script is one the script accepts: the script reads

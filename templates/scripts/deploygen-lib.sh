@@ -145,7 +145,7 @@ dg_pm2_run() {
 }
 dg_daemon_pid() {
   local pid
-  [[ -r $PM2_HOME/pm2.pid ]] && pid=$(<"$PM2_HOME/pm2.pid") && [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  { read -r pid <"$PM2_HOME/pm2.pid" && [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid"; } 2>/dev/null || return 1
   printf '%s\n' "$pid"
 }
 
@@ -261,6 +261,9 @@ dg_daemon_under_unit() {
   printf 'pid %s delegated\n' "$$" >>"$DG_STATE/lock.info"
   dg_systemctl restart -- "$unit" || dg_die "systemctl restart $unit failed" "journalctl -u '$unit' -n 50 shows why"
   dg_snapshot
+  pid=$(dg_daemon_pid || true)
+  [[ -z $pid ]] || grep -qF -- "$unit" "/proc/$pid/cgroup" 2>/dev/null ||
+    dg_warn "PM2's daemon (PM2_HOME=$PM2_HOME) runs other projects' apps, so it stays where it was started, outside $unit; give $DG_ENV a pm2Home of its own in the manifest for the unit to own its daemon"
 }
 
 # ----- releases -------------------------------------------------------------------------------
@@ -510,7 +513,8 @@ dg_watch() {
       fi
       alive=0
       for file in "$PM2_HOME/pids/$name-"*.pid; do
-        { [[ -f $file ]] && pid=$(<"$file") && [[ $pid =~ ^[0-9]+$ ]]; } || continue
+        # A file PM2 removes between the glob and the read is skipped ($(<file) would end the script).
+        { read -r pid <"$file" && [[ $pid =~ ^[0-9]+$ ]]; } 2>/dev/null || continue
         kill -0 "$pid" 2>/dev/null && alive=1
         if [[ -n ${seen[$file]-} && ${seen[$file]} != "$pid" ]]; then changes[$app]=$((${changes[$app]-0} + 1)); fi
         seen[$file]=$pid

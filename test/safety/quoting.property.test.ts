@@ -8,14 +8,15 @@ import { existsSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { shellQuote, systemdQuote, systemdWord, systemdEnvAssignment, escapeSystemdSpecifiers, jsString, jsValue } from "../../src/quote.js";
 import { hasNoncharacter } from "../../src/manifest/rules.js";
-import { hostileString, tempDir, run, nulRecords, systemdDump, dumpEnvironment, dumpCommands, escapePath } from "./support.js";
+import { hostileString, relativePathArb, plan as planOf, writePlan, tempDir, run, nulRecords, systemdDump, dumpEnvironment, dumpCommands, escapePath } from "./support.js";
+import { ManifestError } from "../../src/errors.js";
 
 const work = tempDir("dg-safety-quote-");
 const canary = path.join(work, "canary");
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const BATCH = 250;
-const tally = { shell: 0, systemdEnv: 0, systemdExec: 0, js: 0 };
+const tally = { shell: 0, systemdEnv: 0, systemdExec: 0, js: 0, configPaths: 0 };
 afterAll(() => console.log(`[safety] quoting round-trips: ${JSON.stringify(tally)} strings`));
 
 /** Hostile strings without NUL (no target carries one); newlines included. */
@@ -172,5 +173,60 @@ describe("jsString and jsValue, read back by node", () => {
     writeFileSync(file, `module.exports = ${jsValue(JSON.parse('{"__proto__": "x", "B": "2"}'))};\n`);
     const result = run("node", ["-e", `process.stdout.write(JSON.stringify(Object.keys(require(${JSON.stringify(file)}))))`]);
     expect(JSON.parse(result.stdout.toString())).toEqual(["B"]);
+  });
+});
+
+describe("config-<env>.sh, the data the library runs on, read back by bash", () => {
+  // The paths the release and build logic use (shared folders, build outputs and inputs, verify
+  // files, the env file, the app's folder) are written as shell words, lists of them one per line;
+  // sourcing the config (and with it the library) must give them back exactly and run nothing.
+  const READ_BACK = [
+    'source "$1"',
+    "out() { printf '%s\\0' \"$@\"; }",
+    "lines() { local p; while IFS= read -r p; do out \"$p\"; done < <(dg_paths \"$1\"); out --; }",
+    'out "$DG_ENV_FILE" "${DG_SHARED[@]}" --',
+    'lines "$DG_EXCLUDE"',
+    'for app in "${DG_APPS[@]}"; do out "${DG_CWD[$app]}"; lines "${DG_OUTPUTS_OF[$app.build]-}"; lines "${DG_BUILD_INPUTS[$app]-}"; lines "${DG_VERIFY_FILES[$app]-}"; done',
+  ].join("\n");
+
+  it("shared folders, build outputs and inputs, verify files, the env file and the app folder arrive byte for byte", () => {
+    let accepted = 0;
+    const paths = (prefix: string, max: number) => fc.uniqueArray(relativePathArb(canary, prefix), { minLength: 1, maxLength: max });
+    fc.assert(
+      fc.property(fc.record({ shared: paths("s", 3), outputs: paths("b", 3), inputs: paths("i", 2), verify: paths("v", 2), envFile: relativePathArb(canary, "e"), cwd: relativePathArb(canary, "c") }), (drawn) => {
+        const manifest = {
+          version: 1,
+          project: "shop",
+          apps: { web: { runtime: "command", cwd: drawn.cwd, script: "run", build: ["true"], buildOutputs: drawn.outputs, buildInputs: drawn.inputs, verify: { files: drawn.verify } } },
+          environments: { staging: { envFile: drawn.envFile, releases: { keep: 3, shared: drawn.shared } } },
+        };
+        let generation;
+        try {
+          generation = planOf(manifest);
+        } catch (error) {
+          if (error instanceof ManifestError) return;
+          throw error;
+        }
+        accepted += 1;
+        const root = path.join(work, `config-${accepted}`);
+        const scripts = path.join(writePlan(root, generation), "scripts");
+        const result = run("bash", ["-c", READ_BACK, "-", path.join(scripts, "config-staging.sh")], { cwd: work });
+        expect(result.stderr.toString()).toBe("");
+        const records = nulRecords(result.stdout);
+        const untilMark = () => records.splice(0, records.indexOf("--") + 1).slice(0, -1);
+        expect(untilMark()).toEqual([drawn.envFile, ...drawn.shared]);
+        const excluded = untilMark();
+        for (const file of [drawn.envFile, "logs", ...drawn.shared, ...drawn.outputs.map((output) => path.posix.join(drawn.cwd, output))]) expect(excluded).toContain(file);
+        expect(records.shift()).toBe(drawn.cwd);
+        expect(untilMark()).toEqual(drawn.outputs);
+        expect(untilMark()).toEqual(drawn.inputs);
+        expect(untilMark()).toEqual(drawn.verify);
+        expect(records).toEqual([]);
+        expect(existsSync(canary)).toBe(false);
+        tally.configPaths += 2 + drawn.shared.length + drawn.outputs.length + drawn.inputs.length + drawn.verify.length;
+      }),
+      { numRuns: 25 },
+    );
+    expect(accepted).toBeGreaterThan(12);
   });
 });

@@ -3,6 +3,7 @@
 // systemd-analyze security. Assertions are on what systemd and the app show, not on script output.
 import { describe, expect, test } from 'vitest';
 import { useContainer } from './container.js';
+import { grantDeployRights } from './deploy-rights.js';
 import { placeTiny, TINY_APP, TINY_PORT, TINY_USER, waitForAnswer, type TinyInContainer } from './tiny-in-container.js';
 
 const HEALTH = `http://127.0.0.1:${TINY_PORT}/health`;
@@ -94,6 +95,24 @@ describe('the generated unit of fixtures/tiny under a real systemd', () => {
     expect(await box.journal(tiny.unit)).toMatch(/runs other namespaces' apps too: it keeps running/);
     await box.execOk(['pm2', 'delete', 'other-app'], { user: TINY_USER, env: tiny.pm2Env });
     await box.execOk(['pm2', 'kill'], { user: TINY_USER, env: tiny.pm2Env });
+  });
+
+  test("a deploy by the service user warns when PM2's daemon, shared with another project and started outside the unit, cannot move into it", async () => {
+    await box.ready;
+    await grantDeployRights(box, { envName: 'tiny-staging', user: TINY_USER, root: tiny.root });
+    // Another project's app starts the daemon from a shell: outside the unit's cgroup.
+    await box.execOk(['pm2', 'start', `${tiny.root}/app/dist/server.js`, '--name', 'other-app', '--namespace', 'other'], {
+      user: TINY_USER,
+      env: { ...tiny.pm2Env, PORT: '18090' },
+    });
+    const deploy = await box.exec(['bash', `${tiny.root}/deploy/scripts/deploy-staging.sh`], { user: TINY_USER, cwd: tiny.root, timeoutMs: 180_000 });
+    expect(deploy.code, deploy.stdout + deploy.stderr).toBe(0);
+    expect(deploy.stderr).toContain(`warning: PM2's daemon (PM2_HOME=${tiny.pm2Home}) runs other projects' apps, so it stays where it was started, outside ${tiny.unit}`);
+    expect(await waitForAnswer(box, HEALTH)).toEqual({ status: 200, body: '{"status":"ok"}' });
+    await box.execOk(['pm2', 'delete', 'other-app'], { user: TINY_USER, env: tiny.pm2Env });
+    expect((await box.systemctl('stop', tiny.unit)).code).toBe(0);
+    // With the other project's app gone, the stop ends the daemon wherever it runs.
+    expect((await box.exec(['pgrep', '-u', TINY_USER, '-f', '^PM2 v'])).stdout.trim()).toBe('');
   });
 
   test('a reboot brings the enabled unit and its health timer back, and the app answers', async () => {

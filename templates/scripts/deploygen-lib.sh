@@ -144,8 +144,9 @@ dg_pm2_run() {
   flock -o -w "$deadline" "$PM2_HOME/deploygen-spawn.lock" timeout -k 5 "$deadline" "$DG_PM2" "$@"
 }
 dg_daemon_pid() {
-  local pid
-  { read -r pid <"$PM2_HOME/pm2.pid" && [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid"; } 2>/dev/null || return 1
+  local pid=''
+  # PM2 writes its pid files without a final newline: read fails but sets pid.
+  { { read -r pid <"$PM2_HOME/pm2.pid" || [[ -n $pid ]]; } && [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid"; } 2>/dev/null || return 1
   printf '%s\n' "$pid"
 }
 
@@ -514,7 +515,8 @@ dg_watch() {
       alive=0
       for file in "$PM2_HOME/pids/$name-"*.pid; do
         # A file PM2 removes between the glob and the read is skipped ($(<file) would end the script).
-        { read -r pid <"$file" && [[ $pid =~ ^[0-9]+$ ]]; } 2>/dev/null || continue
+        pid=''
+        { { read -r pid <"$file" || [[ -n $pid ]]; } && [[ $pid =~ ^[0-9]+$ ]]; } 2>/dev/null || continue
         kill -0 "$pid" 2>/dev/null && alive=1
         if [[ -n ${seen[$file]-} && ${seen[$file]} != "$pid" ]]; then changes[$app]=$((${changes[$app]-0} + 1)); fi
         seen[$file]=$pid

@@ -272,6 +272,32 @@ describe('releases', { timeout: 300_000 }, () => {
     expect(taken.code, output(taken)).toBe(0);
     expect(await answer(tiny)).toBe('tiny second\n');
   });
+  test('a disk that fills during the build leaves the live release serving and removes the half-made one', async () => {
+    const tiny = await setupTiny({ editManifest: (yaml) => RELEASES(5)(yaml).replace('minFreeDiskMB: 10', 'minFreeDiskMB: 1').replace('"cp src/server.js dist/server.js"]', '"cp src/server.js dist/server.js", "head -c ${TINY_BUILD_PAD_MB:-0}M /dev/zero > dist/pad"]') });
+    const state = stateDir(tiny);
+    await fsp.mkdir(state, { recursive: true });
+    // The state folder (where releases are made) on a small disk of its own.
+    expect((await run('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', state])).code).toBe(0);
+    try {
+      await setVersion(tiny, 'v1');
+      await deployOk(tiny);
+      const v1 = live(tiny);
+      await setVersion(tiny, 'v2');
+      const full = await tiny.deploy([], { env: { ...tiny.env, TINY_BUILD_PAD_MB: '8' } });
+      expect(full.code, output(full)).toBe(1);
+      expect(full.stderr).toMatch(/No space left on device/);
+      expect(full.stderr).toContain(`build web (in app) failed (exit 1); nothing was switched: release ${v1} keeps serving`);
+      expect(releases(tiny)).toEqual([v1]);
+      expect(live(tiny)).toBe(v1);
+      expect(await answer(tiny)).toBe('tiny v1\n');
+      // Once there is room again, the same checkout deploys.
+      await deployOk(tiny);
+      expect(await answer(tiny)).toBe('tiny v2\n');
+    } finally {
+      await run(PM2_BIN, ['kill'], { env: tiny.env });
+      await run('umount', ['-l', state]);
+    }
+  });
 });
 
 describe('deploys in place', { timeout: 300_000 }, () => {

@@ -311,9 +311,8 @@ dg_source_files() {
 # making none, when the source is byte for byte that of the live release (and no --force).
 dg_new_release() {
   local commit stamp n=1 hash
-  dg_source_files >"$DG_TMP/files"
-  hash=$(cd -- "$ROOT" && xargs -0r sha256sum -- <"$DG_TMP/files" | sha256sum | cut -d ' ' -f 1)
-  if ((DG_FORCE == 0)) && [[ -n $1 && $hash == "$(cat -- "$DG_STATE/releases/$1/.deploygen-release/source" 2>/dev/null)" ]]; then
+  hash=$(dg_source_hash)
+  if ((DG_FORCE == 0)) && dg_unchanged_since "$1" "$hash"; then
     dg_ok "the checkout is unchanged since release $1: reloading it"
     return 1
   fi
@@ -338,6 +337,12 @@ dg_new_release() {
   printf '%s\n' "$hash" >"$DG_RELEASE_DIR/.deploygen-release/source"
   dg_ok "release $DG_RELEASE: $(tr -cd '\0' <"$DG_TMP/files" | wc -c) files copied"
 }
+# dg_source_hash: the files a release copies listed in $DG_TMP/files; prints the hash of their content.
+dg_source_hash() {
+  dg_source_files >"$DG_TMP/files"
+  (cd -- "$ROOT" && xargs -0r sha256sum -- <"$DG_TMP/files" | sha256sum | cut -d ' ' -f 1)
+}
+dg_unchanged_since() { [[ -n $1 && $2 == "$(cat -- "$DG_STATE/releases/$1/.deploygen-release/source" 2>/dev/null)" ]]; }
 dg_discard_release() {
   [[ -n ${DG_RELEASE_DIR-} && -d $DG_RELEASE_DIR && $(dg_current) != "$DG_RELEASE" ]] || return 0
   rm -rf -- "$DG_RELEASE_DIR"
@@ -679,7 +684,11 @@ dg_dry_run() {
   DG_NODE_VERSION=$(node --version 2>/dev/null || true) DG_STEPS=$DG_STATE/steps
   if ((DG_RELEASES_KEEP > 0)); then
     previous=$(dg_current || true)
-    printf 'plan\twould copy the checkout into a new release (live now: %s), keep %s releases\n' "${previous:-none}" "$DG_RELEASES_KEEP"
+    if dg_unchanged_since "$previous" "$(dg_source_hash)"; then
+      printf 'plan\twould make no release: the checkout is unchanged since release %s (a reload)\n' "$previous"
+    else
+      printf 'plan\twould copy the checkout into a new release (live now: %s), keep %s releases\n' "${previous:-none}" "$DG_RELEASES_KEEP"
+    fi
     base=${previous:+$DG_STATE/releases/$previous}
     base=${base:-$ROOT}
   fi

@@ -685,7 +685,9 @@ dg_dry_run() {
   if ((DG_RELEASES_KEEP > 0)); then
     previous=$(dg_current || true)
     if dg_unchanged_since "$previous" "$(dg_source_hash)"; then
-      printf 'plan\twould make no release: the checkout is unchanged since release %s (a reload)\n' "$previous"
+      printf 'plan\twould make no release: the checkout is unchanged since release %s\n' "$previous"
+      printf 'then\treload %s, watch for crash loops and wait for health\n' "$DG_NAMESPACE"
+      return 0
     else
       printf 'plan\twould copy the checkout into a new release (live now: %s), keep %s releases\n' "${previous:-none}" "$DG_RELEASES_KEEP"
     fi

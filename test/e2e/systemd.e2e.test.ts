@@ -1,7 +1,9 @@
-// Issue 3, items 8 and 9, the health-check timer and deploy --dry-run. No systemd runs here: the
-// unit's command lines are resolved for the project's root exactly as systemd would and run by
-// hand with the unit's environment; where the scripts must talk to systemd, a stand-in
-// `systemctl` on PATH records its calls and runs what the unit would run.
+// The systemd unit's command lines, install-systemd, the health-check timer and deploy --dry-run.
+// No systemd runs here (test/systemd/ boots a real one): the unit's command lines are resolved for
+// the project's root exactly as systemd would and run by hand with the unit's environment; where the
+// scripts must talk to systemd, they run in a mount namespace that looks like a booted host with
+// the units installed, and a stand-in `systemctl` on PATH records its calls and runs what the unit
+// would run.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -23,6 +25,7 @@ import {
   removeWhenDone,
   setupProject,
   type E2eProject,
+  type ScriptName,
 } from './project.js';
 import {
   SYSTEMD_DEFAULT_PATH,
@@ -108,12 +111,16 @@ async function resolveService(project: E2eProject, template: string, pathDir: st
   };
 }
 
+/** What systemd adds to the environment of ExecStop= commands (after a successful start). */
+const EXEC_STOP_ENV = { SERVICE_RESULT: 'success', EXIT_CODE: 'exited', EXIT_STATUS: '0' };
+
 /** Run resolved command lines one after the other, as systemd does, stopping at the first failure. */
 async function runExec(service: ServiceContext, key: 'ExecStart' | 'ExecReload' | 'ExecStop'): Promise<{ ms: number; code: number | null; out: string }> {
   const started = Date.now();
   let out = '';
+  const env = key === 'ExecStop' ? { ...service.env, ...EXEC_STOP_ENV } : service.env;
   for (const cmd of service.exec(key)) {
-    const r = await run(cmd.path, cmd.argv.slice(1), { cwd: service.cwd, env: service.env, timeoutMs: 240_000 });
+    const r = await run(cmd.path, cmd.argv.slice(1), { cwd: service.cwd, env, timeoutMs: 240_000 });
     out += r.stdout + r.stderr;
     if (r.code !== 0 && !cmd.ignoreFailure) return { ms: Date.now() - started, code: r.code, out: `${out}\n${describeRun(r)}` };
   }
@@ -178,11 +185,15 @@ describe('the systemd unit, run by hand', () => {
     const after = await appState(project);
     expect(after[BACKEND]!.pid).not.toBe(before[BACKEND]!.pid);
 
-    // ExecStop: both apps stop; the ports are free.
+    // ExecStop: both apps stop, then PM2's daemon too (it runs nothing else, and systemd leaves
+    // it alone: KillMode=process); the ports are free.
     const stopped = await runExec(service, 'ExecStop');
     console.log(`[e2e] 8. ExecStop took ${stopped.ms} ms`);
     expect(stopped.code, stopped.out).toBe(0);
-    expect(Object.values(await appState(project)).map((a) => a.status)).toEqual(['stopped', 'stopped']);
+    expect(stopped.out).toContain(`ok stopped ${BACKEND}`);
+    expect(stopped.out).toContain(`ok stopped ${FRONTEND}`);
+    expect(stopped.out).toContain(`ok stopped PM2's daemon (PM2_HOME=${path.join(project.root, '.pm2')}): it ran nothing else`);
+    expect(findPm2Processes(path.join(project.root, '.pm2'))).toEqual([]);
     expect(await isPortFree(project.backendPort)).toBe(true);
     expect(await isPortFree(project.webPort)).toBe(true);
     const timeoutStop = Number(unitValues(service.unit, 'Service', 'TimeoutStopSec')[0]);
@@ -207,6 +218,10 @@ describe('the systemd unit, run by hand', () => {
       expect(first.stdout).toContain(`installed ${path.join(units, name)}`);
       expect(readFileSync(path.join(units, name))).toEqual(readFileSync(path.join(project.root, 'deploy/systemd', name)));
     }
+    // The log rotation, with this checkout's root in place.
+    const logrotate = path.join(rootDir, 'etc/logrotate.d', NAMESPACE);
+    expect(first.stdout).toContain(`installed ${logrotate}`);
+    expect(readFileSync(logrotate, 'utf8')).toContain(path.join(project.root, 'logs'));
     const mainInstance = `${NAMESPACE}@${instance}.service`;
     const timerInstance = `${NAMESPACE}-health@${instance}.timer`;
     expect(await fsp.readlink(path.join(units, 'multi-user.target.wants', mainInstance))).toBe(`/etc/systemd/system/${UNIT_TEMPLATE}`);
@@ -228,7 +243,7 @@ describe('the systemd unit, run by hand', () => {
 });
 
 describe('on a host where the unit is installed', () => {
-  test('9. deploy, start and stop go through systemctl (a recording stand-in); without it they call PM2', async () => {
+  test('9. start and stop go through systemctl (a recording stand-in), deploy runs PM2 under the unit; without it they call PM2', async () => {
     const project = await setupProject({ projectPm2Home: '.pm2' });
     const logs = await tempDir('dg-log-');
     const systemctlLog = path.join(logs, 'systemctl.log');
@@ -238,13 +253,36 @@ describe('on a host where the unit is installed', () => {
     const service = await resolveService(project, UNIT_TEMPLATE, pm2Dir, home);
     const unitName = `${NAMESPACE}@${service.ctx.instance}.service`;
 
-    // The stand-in answers `systemctl cat UNIT` (installed) and, like systemd, runs the unit's
-    // resolved ExecStart/ExecStop with the unit's environment only (DG_CALLER=systemd marks them).
-    const commandLine = (key: 'ExecStart' | 'ExecStop') => {
+    // The installed units: what install-systemd-staging.sh copies to /etc/systemd/system. The
+    // scripts run in a mount namespace of their own where this folder is /etc/systemd/system and
+    // /run/systemd/system exists (systemd's mark of a booted host); the host itself is untouched.
+    const installed = await tempDir('dg-etc-units-');
+    for (const name of [UNIT_TEMPLATE, HEALTH_TEMPLATE, TIMER_TEMPLATE]) {
+      await fsp.copyFile(path.join(project.root, 'deploy/systemd', name), path.join(installed, name));
+    }
+    const unitHost = [
+      'mount -t tmpfs deploygen-run /run && mkdir -p /run/systemd/system',
+      `mount --bind ${shellQuote(installed)} /etc/systemd/system`,
+      'exec "$@"',
+    ].join(' && ');
+    const onUnitHost = (name: ScriptName, args: readonly string[], env: NodeJS.ProcessEnv) =>
+      run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', unitHost, 'unit-host', 'bash', project.script(name), ...args], {
+        cwd: project.root,
+        env,
+        timeoutMs: 240_000,
+      });
+
+    // The stand-in answers `systemctl is-enabled UNIT` (enabled) and, like systemd, runs the unit's
+    // resolved ExecStart/ExecStop with the unit's environment only (DG_CALLER=systemd marks them);
+    // restart runs ExecStop first when the unit is active (RemainAfterExit=yes), reload-or-restart
+    // runs ExecReload when it is active and ExecStart when not.
+    const commandLine = (key: 'ExecStart' | 'ExecReload' | 'ExecStop') => {
       const [cmd] = service.exec(key);
-      const envWords = Object.entries({ ...service.env, DG_CALLER: 'systemd' }).map(([k, v]) => shellQuote(`${k}=${v}`));
-      return `cd ${shellQuote(service.cwd)} && exec env -i ${envWords.join(' ')} ${cmd!.argv.map(shellQuote).join(' ')}`;
+      const stopEnv = key === 'ExecStop' ? EXEC_STOP_ENV : {};
+      const envWords = Object.entries({ ...service.env, ...stopEnv, DG_CALLER: 'systemd' }).map(([k, v]) => shellQuote(`${k}=${v}`));
+      return `(cd ${shellQuote(service.cwd)} && exec env -i ${envWords.join(' ')} ${cmd!.argv.map(shellQuote).join(' ')})`;
     };
+    const active = path.join(logs, 'active');
     const standIn = await tempDir('dg-systemctl-');
     await fsp.writeFile(
       path.join(standIn, 'systemctl'),
@@ -252,89 +290,130 @@ describe('on a host where the unit is installed', () => {
         '#!/usr/bin/env bash',
         `{ printf '%s\\x1f' "$@"; printf '\\n'; } >>${shellQuote(systemctlLog)}`,
         'args=()',
-        'for a in "$@"; do [[ $a == -- ]] || args+=("$a"); done',
+        'for a in "$@"; do [[ $a == -- || $a == --quiet ]] || args+=("$a"); done',
+        `[[ \${args[1]-} == ${shellQuote(unitName)} ]] || exit 5`,
         'case ${args[0]-} in',
-        `  cat) [[ \${args[1]-} == ${shellQuote(unitName)} ]] || exit 1; printf '# /etc/systemd/system/%s\\n' ${shellQuote(UNIT_TEMPLATE)} ;;`,
-        `  start | restart | reload | reload-or-restart) [[ \${args[1]-} == ${shellQuote(unitName)} ]] || exit 5; ${commandLine('ExecStart')} ;;`,
-        `  stop) [[ \${args[1]-} == ${shellQuote(unitName)} ]] || exit 5; ${commandLine('ExecStop')} ;;`,
-        '  *) exit 0 ;;',
+        '  is-enabled) exit 0 ;;',
+        `  is-active) [[ -e ${shellQuote(active)} ]] ;;`,
+        `  start) ${commandLine('ExecStart')} && touch ${shellQuote(active)} ;;`,
+        `  reload-or-restart) if [[ -e ${shellQuote(active)} ]]; then ${commandLine('ExecReload')}; else ${commandLine('ExecStart')} && touch ${shellQuote(active)}; fi ;;`,
+        `  restart) if [[ -e ${shellQuote(active)} ]]; then ${commandLine('ExecStop')} || exit 1; fi; ${commandLine('ExecStart')} && touch ${shellQuote(active)} ;;`,
+        `  stop) ${commandLine('ExecStop')}; rm -f ${shellQuote(active)} ;;`,
+        '  *) exit 1 ;;',
         'esac',
         '',
       ].join('\n'),
       { mode: 0o755 },
     );
-    // Scripts run by a non-root deploy user call `sudo -n systemctl`: let that reach the stand-in too.
-    await fsp.writeFile(path.join(standIn, 'sudo'), '#!/usr/bin/env bash\n[[ ${1-} == -n ]] && shift\nexec "$@"\n', { mode: 0o755 });
 
     // The deploy user's shell: no PM2_HOME set (the scripts resolve the manifest's pm2Home, as the unit does).
-    const withUnit = cleanEnv({ PATH: `${standIn}:${pm2Dir}:${process.env.PATH ?? '/usr/bin:/bin'}`, NO_COLOR: '1' });
+    const withStandIn = cleanEnv({ PATH: `${standIn}:${pm2Dir}:${process.env.PATH ?? '/usr/bin:/bin'}`, NO_COLOR: '1' });
     const withoutUnit = cleanEnv({ PATH: `${pm2Dir}:${process.env.PATH ?? '/usr/bin:/bin'}`, NO_COLOR: '1' });
     const systemctlCalls = async () => (await calls(systemctlLog)).map((c) => c.filter((a) => a !== '--'));
     /** PM2 commands the scripts ran themselves (not through the unit), other than reading the list. */
     const directPm2Changes = async () =>
       (await calls(pm2Log)).filter((c) => c[0] === 'script' && c[1] !== 'jlist').map((c) => c.slice(1).join(' '));
+    const isEnabled = ['is-enabled', '--quiet', unitName];
 
-    // start-staging.sh -> systemctl start; the PM2 daemon is born from the unit's command, not the shell.
-    const start = await project.runScript('start', [], { env: withUnit });
+    // start-staging.sh -> systemctl reload-or-restart (an active unit would ignore "start"); the PM2
+    // daemon is born from the unit's command, not the shell.
+    const start = await onUnitHost('start', [], withStandIn);
     expectOk(start);
-    expect(await systemctlCalls()).toEqual([['cat', unitName], ['start', unitName]]);
+    expect(start.stdout).toContain(`ok started ${unitName}`);
+    expect(await systemctlCalls()).toEqual([isEnabled, ['reload-or-restart', unitName]]);
     expect(await directPm2Changes()).toEqual([]);
     await expectServing(project, 1000);
     const daemonPid = Number(readFileSync(path.join(project.root, '.pm2/pm2.pid'), 'utf8'));
     expect(readFileSync(`/proc/${daemonPid}/environ`, 'utf8').split('\0')).toContain('DG_CALLER=systemd');
 
-    // deploy-staging.sh --dry-run says which way it would go, and asks systemctl nothing but `cat`.
-    await fsp.rm(systemctlLog);
-    const dry = await project.runScript('deploy', ['--dry-run'], { env: withUnit });
-    expectOk(dry);
-    expect(dry.stdout).toContain(`systemctl reload-or-restart ${unitName} (the unit is installed)`);
-    expect(await systemctlCalls()).toEqual([['cat', unitName]]);
+    // deploy-staging.sh --dry-run changes nothing and asks systemctl nothing.
+    await fsp.rm(systemctlLog, { force: true });
+    expectOk(await onUnitHost('deploy', ['--dry-run'], withStandIn));
+    expect(existsSync(systemctlLog)).toBe(false);
 
-    // deploy-staging.sh -> install, build, verify, then systemctl reload-or-restart, then health.
+    // deploy-staging.sh: install, build, verify; PM2's daemon must live in the unit's cgroup, and a
+    // stand-in gives it none, so the deploy restarts the unit first (its ExecStop waits for no lock:
+    // the deploy holds it for them), then reloads the apps itself.
     await fsp.writeFile(path.join(project.root, 'backend/VERSION'), 'via-systemd\n');
-    await fsp.rm(systemctlLog);
-    const deploy = await project.deploy('9. deploy through systemctl', [], { env: withUnit });
+    await fsp.rm(systemctlLog, { force: true });
+    const deploy = await onUnitHost('deploy', [], withStandIn);
+    console.log(`[e2e] 9. deploy with the unit installed took ${deploy.ms} ms`);
     expectOk(deploy);
-    expect(deploy.stdout).toContain('the systemd unit is installed: reloading through systemctl');
-    expect(await systemctlCalls()).toEqual([['cat', unitName], ['reload-or-restart', unitName]]);
-    expect(await directPm2Changes()).toEqual([]);
+    expect(deploy.stdout).toContain(`PM2's daemon does not run under ${unitName}: restarting the unit first`);
+    expect(await systemctlCalls()).toEqual([isEnabled, ['restart', unitName]]);
+    expect((await directPm2Changes()).map((c) => c.split(' ')[0])).toEqual(['startOrReload']);
     const version = await httpGet(project.backendUrl('/version'));
     expect(version.kind === 'response' && JSON.parse(version.body)).toMatchObject({ version: 'via-systemd' });
+    expect(existsSync(path.join(project.root, '.deploygen/staging/lock.info'))).toBe(false);
+    // The restart's ExecStop stopped the old daemon; the one serving now was born from ExecStart.
+    const unitDaemon = Number(readFileSync(path.join(project.root, '.pm2/pm2.pid'), 'utf8'));
+    expect(unitDaemon).not.toBe(daemonPid);
+    expect(readFileSync(`/proc/${unitDaemon}/environ`, 'utf8').split('\0')).toContain('DG_CALLER=systemd');
 
-    // health-check-staging.sh with the daemon gone -> systemctl restart.
+    // An installed unit that differs from the generated one: the deploy and start warn, with the diff
+    // and the command that applies it.
+    await fsp.appendFile(path.join(installed, UNIT_TEMPLATE), '# edited on the host\n');
+    await fsp.rm(systemctlLog, { force: true });
+    const stale = await onUnitHost('start', [], withStandIn);
+    expectOk(stale);
+    expect(await systemctlCalls()).toEqual([isEnabled, ['reload-or-restart', unitName]]);
+    expect(stale.stderr).toContain(`warning: the installed /etc/systemd/system/${UNIT_TEMPLATE} differs from the generated ../systemd/${UNIT_TEMPLATE}:`);
+    expect(stale.stderr).toContain('-# edited on the host');
+    expect(stale.stderr).toContain(`warning: apply it: sudo ${path.join(project.root, 'deploy/scripts')}/install-systemd-staging.sh`);
+    await fsp.copyFile(path.join(project.root, 'deploy/systemd', UNIT_TEMPLATE), path.join(installed, UNIT_TEMPLATE));
+
+    // health-check-staging.sh with the daemon gone (the unit still active): it starts the namespace
+    // itself (the timer runs it with --direct, unprivileged) and waits for the apps; systemctl is
+    // only asked whether the unit is active.
     await killPm2(path.join(project.root, '.pm2'));
-    await fsp.rm(systemctlLog);
-    const hc = await project.runScript('health-check', [], { env: withUnit });
+    await fsp.rm(systemctlLog, { force: true });
+    await fsp.rm(pm2Log, { force: true });
+    const hc = await onUnitHost('health-check', [], withStandIn);
     expectOk(hc);
-    expect(await systemctlCalls()).toEqual([['cat', unitName], ['restart', unitName]]);
-    expect(await directPm2Changes()).toEqual([]);
+    expect(hc.stderr).toContain(`PM2 is not running (PM2_HOME=${path.join(project.root, '.pm2')}): starting ${NAMESPACE}`);
+    expect(await systemctlCalls()).toEqual([isEnabled, ['is-active', '--quiet', unitName]]);
+    expect((await directPm2Changes()).map((c) => c.split(' ')[0])).toEqual(['ping', 'startOrReload']);
     await expectServing(project, 1000);
 
-    // stop-staging.sh -> systemctl stop.
-    await fsp.rm(systemctlLog);
-    const stop = await project.runScript('stop', [], { env: withUnit });
+    // stop-staging.sh -> systemctl stop: the unit's ExecStop stops the apps, then the daemon.
+    await fsp.rm(systemctlLog, { force: true });
+    await fsp.rm(pm2Log, { force: true });
+    const stop = await onUnitHost('stop', [], withStandIn);
     expectOk(stop);
-    expect(await systemctlCalls()).toEqual([['cat', unitName], ['stop', unitName]]);
+    expect(await systemctlCalls()).toEqual([isEnabled, ['stop', unitName]]);
     expect(await directPm2Changes()).toEqual([]);
-    expect(Object.values(await appState(project)).map((a) => a.status)).toEqual(['stopped', 'stopped']);
+    expect(findPm2Processes(path.join(project.root, '.pm2'))).toEqual([]);
+    expect(await isPortFree(project.backendPort)).toBe(true);
+
+    // The health check of a stopped unit checks nothing and starts nothing.
+    await fsp.rm(systemctlLog, { force: true });
+    const idle = await onUnitHost('health-check', [], withStandIn);
+    expectOk(idle);
+    expect(idle.stdout).toContain(`ok ${unitName} is stopped: nothing to check`);
+    expect(await systemctlCalls()).toEqual([isEnabled, ['is-active', '--quiet', unitName]]);
+    expect(await directPm2Changes()).toEqual([]);
+    expect(findPm2Processes(path.join(project.root, '.pm2'))).toEqual([]);
 
     // --direct, or no unit installed: PM2 is called directly, systemctl is never asked to act.
-    await fsp.rm(systemctlLog);
-    await fsp.rm(pm2Log);
-    expectOk(await project.runScript('start', ['--direct'], { env: withUnit }));
-    expect(await systemctlCalls()).toEqual([]);
-    expect((await directPm2Changes()).map((c) => c.split(' ')[0])).toEqual(['startOrReload']);
+    await fsp.rm(systemctlLog, { force: true });
+    await fsp.rm(pm2Log, { force: true });
+    expectOk(await onUnitHost('start', ['--direct'], withStandIn));
+    expect(existsSync(systemctlLog)).toBe(false);
+    // The unit's stop ended the daemon: the script starts one (ping), then the apps.
+    expect((await directPm2Changes()).map((c) => c.split(' ')[0])).toEqual(['ping', 'startOrReload']);
     await expectServing(project, 1000);
-    await fsp.rm(pm2Log);
+    await fsp.rm(pm2Log, { force: true });
     expectOk(await project.runScript('stop', [], { env: withoutUnit }));
     expect(existsSync(systemctlLog)).toBe(false);
     expect(await directPm2Changes()).toEqual([`stop ${BACKEND}`, `stop ${FRONTEND}`]);
-    await fsp.rm(pm2Log);
+    // Run by hand (not as the unit's ExecStop), the stop leaves PM2's daemon running.
+    expect(Object.values(await appState(project)).map((a) => a.status)).toEqual(['stopped', 'stopped']);
+    await fsp.rm(pm2Log, { force: true });
     expectOk(await project.runScript('start', [], { env: withoutUnit }));
     expect(existsSync(systemctlLog)).toBe(false);
     expect((await directPm2Changes()).map((c) => c.split(' ')[0])).toEqual(['startOrReload']);
     await expectServing(project, 1000);
-  }, 240_000);
+  }, 300_000);
 });
 
 describe('the health-check timer', () => {
@@ -396,19 +475,19 @@ describe('deploy-staging.sh --dry-run', () => {
       path.join(root, 'web'),
       String(project.backendPort),
       String(project.webPort),
-      '/usr/bin/python3 -m venv --system-site-packages .venv',
-      'npm ci --no-audit --no-fund --prefer-offline',
-      'npm run build',
-      path.join(root, 'backend/.venv/bin/python'),
-      ".venv/bin/python -c 'import e2eapp.server'",
-      path.join(root, 'web/.next/BUILD_ID'),
-      `http://127.0.0.1:${project.backendPort}/health`,
-      `http://127.0.0.1:${project.webPort}/`,
-      path.join(root, 'logs'),
-      `pm2 startOrReload ${path.join(root, 'deploy/ecosystem.staging.config.js')} --update-env`,
+      `http://127.0.0.1:${project.backendPort}/health (timeout 60s)`,
+      `http://127.0.0.1:${project.webPort}/ (timeout 60s)`,
+      path.join(root, 'logs', `${BACKEND}.err.log`),
+      path.join(root, 'logs', `${FRONTEND}.err.log`),
+      // The plan: every step and why it would run (nothing was ever installed or built here).
+      'plan\twould run install backend (no earlier success recorded)\n',
+      'plan\twould run install frontend (no earlier success recorded)\n',
+      'plan\twould run build frontend (no earlier success recorded)\n',
+      `then\tswitch, start or reload ${NAMESPACE}, watch for crash loops and wait for health\n`,
     ]) {
       expect(out, value).toContain(value);
     }
+    expect(out).not.toContain('would run build backend');
     // Nothing changed: same tree, no logs/, nothing installed or built, no PM2 daemon.
     expect(await treeSnapshot(root)).toEqual(before);
     for (const dir of ['logs', 'backend/.venv', 'web/node_modules', 'web/.next']) expect(existsSync(path.join(root, dir)), dir).toBe(false);

@@ -30,6 +30,7 @@ import {
   dumpCommands,
   escapePath,
   type FuzzManifest,
+  type StubCall,
 } from "./support.js";
 import type { GenerationPlan } from "../../src/generate.js";
 
@@ -224,19 +225,21 @@ async function checkManifest(manifest: FuzzManifest, index: number): Promise<voi
     return app.health ? [`http://127.0.0.1:${app.port}${app.health.path}`] : [];
   });
 
-  for (const log of [logs.deploy!, logs.start!]) {
+  // The watch probes each app once it answers, in whatever order PM2 lets them come up.
+  const byUrl = (calls: StubCall[]) => calls.filter((call) => call.tool === "curl").map((call) => call.args.at(-1)!).sort();
+  for (const [log, result] of [[logs.deploy!, deploy], [logs.start!, start]] as const) {
     const calls = readStubLog(log);
     const pm2Calls = calls.filter((call) => call.tool === "pm2");
     expect(pm2Calls.length).toBeGreaterThan(0);
     for (const call of pm2Calls) expect(call.pm2Home).toBe(pm2Home);
     expect(pm2Calls.find((call) => call.args[0] === "startOrReload")?.args).toEqual(["startOrReload", ecosystem, "--update-env"]);
-    expect(calls.filter((call) => call.tool === "curl").map((call) => call.args.at(-1))).toEqual(urls);
+    expect(byUrl(calls), result.stdout.toString()).toEqual([...urls].sort());
   }
   const stopCalls = readStubLog(logs.stop!).filter((call) => call.tool === "pm2" && call.args[0] === "stop");
-  expect(stopCalls.map((call) => call.args[1])).toEqual(pm2Names);
+  expect(stopCalls.map((call) => call.args[1]), `stop: ${stop.stdout.toString()}${stop.stderr.toString()}`).toEqual(pm2Names);
   for (const call of stopCalls) expect(call.pm2Home).toBe(pm2Home);
   const healthCalls = readStubLog(logs.health!);
-  expect(healthCalls.filter((call) => call.tool === "curl").map((call) => call.args.at(-1))).toEqual(urls);
+  expect(healthCalls.filter((call) => call.tool === "curl").map((call) => call.args.at(-1)), `health-check: ${health.stdout.toString()}`).toEqual(urls);
   for (const call of healthCalls.filter((c) => c.tool === "pm2")) expect(call.pm2Home).toBe(pm2Home);
   // The install commands ran in each app's folder, byte for byte (deploy ran them once each).
   expect(nulRecords(readFileSync(logs.cwd!))).toEqual(appNames.map((name) => path.join(root, manifest.apps[name]!.cwd)));

@@ -136,8 +136,10 @@ function commOf(pid: number): string {
 const HOST_INIT = `#!/bin/bash
 # PID 1 of a simulated host: its own hostname, folders, users and sshd.
 set -euo pipefail
-dir=$1 name=$2
+dir=$1 name=$2 repo=$3
 hostname "$name"
+# The repository (PM2 and Node's modules) where every host sees it, whatever /tmp the host has.
+mount --bind "$repo" "$dir/repo"
 for folder in etc/ssh srv home; do mount --bind "$dir/$folder" "/$folder"; done
 for file in passwd shadow group; do mount --bind "$dir/etc/$file" "/etc/$file"; done
 mount -t tmpfs -o mode=755 tmpfs /run
@@ -149,10 +151,10 @@ while true; do wait || true; sleep 1; done
 `;
 
 function hostFiles(dir: string, name: string, address: string, clientPublicKey: string): void {
-  for (const folder of ["etc/ssh", "srv", "home/deploy/.ssh", "tmp", "run"]) mkdirSync(path.join(dir, folder), { recursive: true });
+  for (const folder of ["etc/ssh", "srv", "home/deploy/.ssh", "tmp", "run", "repo"]) mkdirSync(path.join(dir, folder), { recursive: true });
   chmodSync(path.join(dir, "tmp"), 0o1777);
   sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path.join(dir, "etc/ssh/ssh_host_ed25519_key")]);
-  const pathVar = [path.dirname(process.execPath), path.join(REPO_ROOT, "node_modules", ".bin"), "/usr/local/bin", "/usr/bin", "/bin"].join(":");
+  const pathVar = [path.dirname(process.execPath), path.join(dir, "repo", "node_modules", ".bin"), "/usr/local/bin", "/usr/bin", "/bin"].join(":");
   writeFileSync(
     path.join(dir, "etc/ssh/sshd_config"),
     [
@@ -300,7 +302,7 @@ export async function startFleet(opts: { hosts: number; waitMs?: number }): Prom
       // detached: a session of its own (setsid); ip netns exec execs unshare in place, so child.pid is unshare's.
       const child = spawn(
         "ip",
-        ["netns", "exec", netns, "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private", "/bin/bash", path.join(root, "host-init.sh"), dir, name],
+        ["netns", "exec", netns, "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private", "/bin/bash", path.join(root, "host-init.sh"), dir, name, REPO_ROOT],
         { stdio: "ignore", detached: true, env: { ...process.env, DEPLOYGEN_FLEET: id } },
       );
       child.unref();

@@ -107,8 +107,9 @@ export interface Leftovers {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The launcher run by `unshare --mount --propagation private`: everything it mounts dies with it. */
+const REPO_IN_CONTAINER = '/opt/deploygen-repo';
 const LAUNCHER = String.raw`set -euo pipefail
-NAME=$1 STATE=$2 LAYER_KIND=$3 FIRST_BOOT=$4
+NAME=$1 STATE=$2 LAYER_KIND=$3 FIRST_BOOT=$4 REPO_IN_CONTAINER=${REPO_IN_CONTAINER}
 # Own cgroups, so nspawn's payload/ and supervisor/ are not created at the hierarchies' roots.
 for h in systemd unified; do
   mkdir -p "/sys/fs/cgroup/$h/$NAME"
@@ -133,8 +134,12 @@ if [[ $FIRST_BOOT == 1 ]]; then
   echo "$NAME" >"$ROOT/etc/hostname"
   ln -sfn "$5" "$ROOT/usr/local/bin/pm2"
 fi
+# The repository (PM2 comes from its node_modules) at a fixed path: nspawn hides the host's /tmp,
+# where a checkout may live.
+mkdir -p "$ROOT$REPO_IN_CONTAINER"
 exec systemd-nspawn -D "$ROOT" -M "$NAME" --register=no --keep-unit --private-network \
-  --console=read-only --kill-signal=SIGRTMIN+4 --bind="$STATE/shared:/srv/$NAME" --boot
+  --console=read-only --kill-signal=SIGRTMIN+4 --bind="$STATE/shared:/srv/$NAME" \
+  --bind-ro="$6:$REPO_IN_CONTAINER" --boot
 `;
 
 // Containers to kill if the test process exits without stopping them (crash, bail, Ctrl-C).
@@ -289,7 +294,8 @@ export async function bootContainer(opts: ContainerOptions = {}): Promise<Contai
   await fsp.chmod(stateDir, 0o700);
   const launcher = path.join(stateDir, 'launch.sh');
   await fsp.writeFile(launcher, LAUNCHER);
-  const pm2Target = await fsp.realpath(path.join(REPO_ROOT, 'node_modules', '.bin', 'pm2'));
+  const repoRoot = await fsp.realpath(REPO_ROOT);
+  const pm2Target = path.join(REPO_IN_CONTAINER, path.relative(repoRoot, await fsp.realpath(path.join(REPO_ROOT, 'node_modules', '.bin', 'pm2'))));
 
   let nspawnPid: number | undefined;
   let initPid = 0;
@@ -304,7 +310,7 @@ export async function bootContainer(opts: ContainerOptions = {}): Promise<Contai
     const consoleLog = await fsp.open(path.join(stateDir, 'console.log'), 'a');
     const child = spawn(
       'unshare',
-      ['--mount', '--propagation', 'private', 'bash', launcher, name, stateDir, upperLayer, firstBoot ? '1' : '0', pm2Target],
+      ['--mount', '--propagation', 'private', 'bash', launcher, name, stateDir, upperLayer, firstBoot ? '1' : '0', pm2Target, repoRoot],
       { detached: true, stdio: ['ignore', consoleLog.fd, consoleLog.fd] },
     );
     await consoleLog.close();

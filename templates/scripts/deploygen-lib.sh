@@ -523,7 +523,11 @@ dg_watch() {
         pid=''
         { { read -r pid <"$file" || [[ -n $pid ]]; } && [[ $pid =~ ^[0-9]+$ ]]; } 2>/dev/null || continue
         kill -0 "$pid" 2>/dev/null && alive=1
-        if [[ -n ${seen[$file]-} && ${seen[$file]} != "$pid" ]]; then changes[$app]=$((${changes[$app]-0} + 1)); fi
+        # Counted per worker (pid file): a reload replaces each worker once, a crash loop one twice.
+        if [[ -n ${seen[$file]-} && ${seen[$file]} != "$pid" ]]; then
+          changes[$file]=$((${changes[$file]-0} + 1))
+          ((changes[$file] <= ${changes[$app]-0})) || changes[$app]=${changes[$file]}
+        fi
         seen[$file]=$pid
       done
       if ((alive == 0)) && ! dg_running "$pm2_pid"; then dead[$app]=$((${dead[$app]-0} + 1)); else dead[$app]=0; fi

@@ -4,7 +4,10 @@
 // Needs what the e2e suite needs (fixtures/e2e: /usr/bin/python3 with FastAPI and uvicorn, npm).
 //
 //   1. fixtures/e2e (FastAPI + Next.js): a full deploy of a fresh copy (venv, npm ci, next build),
-//      then unchanged redeploys (install and build skipped).
+//      then unchanged redeploys (install and build skipped), and what an unchanged redeploy spends
+//      its time on: `pm2 startOrReload` itself, PM2's other CLI calls, the manifest's verify
+//      commands, the wait for health after PM2 returned, and the script's own work (with its Node
+//      helper calls), measured in separate runs through recording stand-ins for pm2 and node.
 //   2. Readiness: fixtures/tiny with READY_DELAY_MS, so that it starts answering its health URL
 //      at a moment it logs; the gap is from that moment to the deploy's exit.
 //   3. Redeploys under a bounded load on 127.0.0.1 (4 concurrent GET loops on fresh connections
@@ -15,7 +18,7 @@
 //   BENCH_DEPLOY_E2E=0        skip the fixtures/e2e figures
 //   npm run bench -- --deploy --json    machine-readable figures
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import net from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
@@ -91,22 +94,116 @@ function project(fixture, { ports, edit = (yaml) => yaml, envFile }) {
   return { dir, pm2Home };
 }
 
-/** Runs deploy-staging.sh; resolves to { ms, endedAt, stdout } or exits the bench on failure. */
+/**
+ * Runs deploy-staging.sh; resolves to { ms, startedAt, endedAt, stdout, sections } or exits the
+ * bench on failure. sections: each "==> " line of the output with the time (epoch ms) it arrived.
+ */
 function deploy({ dir, pm2Home }, args = [], extraEnv = {}) {
   return new Promise((resolve) => {
+    const startedAt = Date.now();
     const started = performance.now();
     const child = spawn("bash", [path.join(dir, "deploy/scripts/deploy-staging.sh"), ...args], { cwd: dir, env: envFor(pm2Home, extraEnv) });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
+    let partial = "";
+    const sections = [];
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop();
+      for (const line of lines) if (line.startsWith("==> ")) sections.push({ name: line.slice(4).split(/[ :]/)[0], at: Date.now() });
+    });
     child.stderr.on("data", (chunk) => (stderr += chunk));
     child.on("exit", (code) => {
       const endedAt = Date.now();
       const ms = performance.now() - started;
       if (code !== 0) fail(`deploy in ${dir} exited ${code}:\n${stdout}\n${stderr}`);
-      resolve({ ms, endedAt, stdout });
+      resolve({ ms, startedAt, endedAt, stdout, sections });
     });
   });
+}
+
+/**
+ * Stand-ins that record each call's start and end (epoch seconds, from bash's EPOCHREALTIME) and
+ * run the real program: PM2 through PM2_BIN (the scripts honour it), and `node` first on PATH,
+ * recording only the runs of deploygen-helper.cjs. Returns the extra environment and a reader.
+ */
+function recorders() {
+  const dir = mkdtempSync(path.join(work, "recorders-"));
+  const log = path.join(dir, "calls.log");
+  const realPm2 = path.join(ROOT, "node_modules", ".bin", "pm2");
+  const record = (what) => `start=$EPOCHREALTIME; ${what}; rc=$?; printf '%s\\t%s\\t%s\\n' "$start" "$EPOCHREALTIME"`;
+  // Laid out like the pm2 package (bin/pm2 beside a module that is the real one): the scripts'
+  // event listener loads PM2's API from the folder above PM2_BIN.
+  mkdirSync(path.join(dir, "pm2", "bin"), { recursive: true });
+  writeFileSync(path.join(dir, "pm2", "index.js"), `module.exports = require(${JSON.stringify(path.join(ROOT, "node_modules", "pm2"))});\n`);
+  writeFileSync(path.join(dir, "pm2", "bin", "pm2"), `#!/usr/bin/env bash\n${record(`${JSON.stringify(realPm2)} "$@"`)} "pm2 $1" >>${JSON.stringify(log)}; exit $rc\n`);
+  // The event listener runs until the script kills it: exec'd, not recorded.
+  writeFileSync(
+    path.join(dir, "node"),
+    `#!/usr/bin/env bash\nif [[ \${1-} == */deploygen-helper.cjs && \${2-} != pm2-exceptions ]]; then ${record(`${JSON.stringify(process.execPath)} "$@"`)} "helper $2" >>${JSON.stringify(log)}; exit $rc; fi\nexec ${JSON.stringify(process.execPath)} "$@"\n`,
+  );
+  chmodSync(path.join(dir, "pm2", "bin", "pm2"), 0o755);
+  chmodSync(path.join(dir, "node"), 0o755);
+  return {
+    env: { PM2_BIN: path.join(dir, "pm2", "bin", "pm2"), PATH: `${dir}:${path.join(ROOT, "node_modules", ".bin")}:${process.env.PATH}` },
+    /** The calls recorded since the last take: { what, startAt, endAt } in epoch ms. */
+    take() {
+      let text = "";
+      try {
+        text = readFileSync(log, "utf8");
+      } catch {
+        return [];
+      }
+      rmSync(log, { force: true });
+      return text.split("\n").filter(Boolean).map((line) => {
+        const [start, end, what] = line.split("\t");
+        return { what, startAt: Number(start) * 1000, endAt: Number(end) * 1000 };
+      });
+    },
+  };
+}
+
+/**
+ * Where an unchanged redeploy's time goes, from one run through the recorders: PM2's startOrReload
+ * (it runs in the background while the script watches the apps), PM2's other CLI calls, the wait
+ * for the health URLs after startOrReload returned, the manifest's verify commands, and the rest:
+ * the script's own work (bash, the Node helper calls listed apart, hashing, probes).
+ */
+function breakdown(result, calls) {
+  const sum = (list) => list.reduce((total, call) => total + (call.endAt - call.startAt), 0);
+  const startOrReload = calls.filter((call) => call.what === "pm2 startOrReload");
+  const otherPm2 = calls.filter((call) => call.what.startsWith("pm2 ") && call.what !== "pm2 startOrReload");
+  const helper = calls.filter((call) => call.what.startsWith("helper "));
+  const pm2Returned = Math.max(0, ...startOrReload.map((call) => call.endAt));
+  const healthWait = pm2Returned > 0 ? Math.max(0, result.endedAt - pm2Returned) : 0;
+  const verify = [...result.stdout.matchAll(/^ {4}ok verify \S+ \((\d+)\.(\d)s\)$/gm)].reduce((total, m) => total + Number(m[1]) * 1000 + Number(m[2]) * 100, 0);
+  const pm2Total = sum(startOrReload) + sum(otherPm2);
+  const sections = {};
+  result.sections.forEach((section, i) => {
+    const next = result.sections[i + 1]?.at ?? result.endedAt;
+    sections[section.name] = (sections[section.name] ?? 0) + (next - section.at);
+  });
+  const helperBy = {};
+  for (const call of helper) {
+    const name = call.what.slice("helper ".length);
+    helperBy[name] = (helperBy[name] ?? 0) + (call.endAt - call.startAt);
+  }
+  const otherBy = {};
+  for (const call of otherPm2) otherBy[call.what] = (otherBy[call.what] ?? 0) + (call.endAt - call.startAt);
+  return {
+    totalMs: result.ms,
+    pm2StartOrReloadMs: sum(startOrReload),
+    pm2OtherCallsMs: sum(otherPm2),
+    pm2OtherCalls: otherBy,
+    healthWaitAfterPm2Ms: healthWait,
+    verifyCommandsMs: verify,
+    ownWorkMs: Math.max(0, result.ms - pm2Total - healthWait - verify),
+    helperCalls: helper.length,
+    helperMs: sum(helper),
+    helperBySubcommand: helperBy,
+    sections,
+  };
 }
 
 function pm2(target, ...args) {
@@ -149,6 +246,20 @@ if (WITH_E2E) {
     unchanged.push(result.ms);
     skippedSteps = skipped(result.stdout);
   }
+  // The same unchanged redeploy through the recorders, for where its time goes.
+  const recording = recorders();
+  const parts = [];
+  for (let run = 0; run < RUNS; run++) {
+    recording.take();
+    const result = await deploy(e2e, [], recording.env);
+    parts.push(breakdown(result, recording.take()));
+  }
+  const medianOf = (key) => round(median(parts.map((part) => part[key])));
+  const medianBy = (key) => {
+    const out = {};
+    for (const name of new Set(parts.flatMap((part) => Object.keys(part[key])))) out[name] = round(median(parts.map((part) => part[key][name] ?? 0)));
+    return out;
+  };
   const forced = await deploy(e2e, ["--force"]);
   report.e2e = {
     fullDeployMs: round(full.ms),
@@ -157,6 +268,20 @@ if (WITH_E2E) {
     forcedRedeployMs: round(forced.ms),
     speedup: round(full.ms / median(unchanged), 1),
     skipped: skippedSteps,
+    unchangedRedeployBreakdown: {
+      runs: parts.length,
+      recordedTotalMedianMs: medianOf("totalMs"),
+      pm2StartOrReloadMs: medianOf("pm2StartOrReloadMs"),
+      pm2OtherCallsMs: medianOf("pm2OtherCallsMs"),
+      pm2OtherCalls: medianBy("pm2OtherCalls"),
+      healthWaitAfterPm2Ms: medianOf("healthWaitAfterPm2Ms"),
+      verifyCommandsMs: medianOf("verifyCommandsMs"),
+      ownWorkMs: medianOf("ownWorkMs"),
+      helperCalls: medianOf("helperCalls"),
+      helperMs: medianOf("helperMs"),
+      helperBySubcommand: medianBy("helperBySubcommand"),
+      sections: medianBy("sections"),
+    },
   };
   pm2(e2e, "kill");
 }
@@ -244,6 +369,14 @@ if (JSON_OUTPUT) {
   if (report.e2e) {
     rows.push(["fixtures/e2e full deploy (venv, npm ci, next build)", `${report.e2e.fullDeployMs} ms`, ""]);
     rows.push(["fixtures/e2e unchanged redeploy (median)", `${report.e2e.unchangedRedeployMedianMs} ms`, `${report.e2e.speedup}x faster; skipped: ${report.e2e.skipped.join(", ")}`]);
+    const b = report.e2e.unchangedRedeployBreakdown;
+    const list = (record) => Object.entries(record).map(([name, ms]) => `${name} ${ms}`).join(", ");
+    rows.push(["  of which pm2 startOrReload (median)", `${b.pm2StartOrReloadMs} ms`, `of ${b.recordedTotalMedianMs} ms recorded; runs while the script watches the apps`]);
+    rows.push(["  of which other PM2 CLI calls", `${b.pm2OtherCallsMs} ms`, list(b.pm2OtherCalls)]);
+    rows.push(["  of which health wait after PM2 returned", `${b.healthWaitAfterPm2Ms} ms`, "polled every 0.25 s"]);
+    rows.push(["  of which the manifest's verify commands", `${b.verifyCommandsMs} ms`, ""]);
+    rows.push(["  of which the script's own work", `${b.ownWorkMs} ms`, `incl. ${b.helperCalls} Node helper calls, ${b.helperMs} ms: ${list(b.helperBySubcommand)}`]);
+    rows.push(["  by section", "", list(b.sections)]);
     rows.push(["fixtures/e2e redeploy --force", `${report.e2e.forcedRedeployMs} ms`, "install and build run again"]);
   }
   rows.push(["readiness gap: app healthy -> deploy exits (median)", `${report.readiness.gapMedianMs} ms`, `max ${report.readiness.gapMaxMs} ms; goal <= 500 ms (poll every ${report.readiness.pollIntervalMs} ms)`]);

@@ -808,7 +808,11 @@ dg_alert() {
   [[ -n $DG_ALERT_WEBHOOK_ENV ]] || return 0
   url=$(dg_helper env-values "$ROOT/$DG_ENV_FILE" "$DG_ALERT_WEBHOOK_ENV" 2>/dev/null | tr -d '\0') && url=${url#*=}
   [[ -n $url ]] || { dg_warn "$DG_ALERT_WEBHOOK_ENV is not set in $DG_ENV_FILE: no alert sent"; return 0; }
-  dg_helper alert "$url" "$DG_PROJECT" "$DG_ENV" "$app" "$event" "$detail" || dg_warn "the $event alert for $app could not be sent (see above)"
+  local why
+  # A webhook that fails is said in the journal, and the state goes back so the next run sends again.
+  why=$(dg_helper alert "$url" "$DG_PROJECT" "$DG_ENV" "$app" "$event" "$detail" 2>&1) && return 0
+  dg_warn "the $event alert for $app could not be sent (${why#*$'\t'}); the next check tries again"
+  if [[ $event == up ]]; then printf 'down\n' >"$state"; else printf 'up\n' >"$state"; fi
 }
 dg_health_check() {
   dg_setup health-check

@@ -1,22 +1,11 @@
 // Two hosts reached over real SSH, deployed with PM2's own `pm2 deploy` and the deploy section that
 // deploygen generates: fixtures/tiny committed to a local bare repository, cloned by each host.
 import { spawnSync } from "node:child_process";
-import { chownSync, cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEPLOY_UID, FLEET_START_TIMEOUT_MS, leftovers, startFleet, whyNoFleet, type Fleet, type Host } from "./hosts.js";
+import { FLEET_START_TIMEOUT_MS, leftovers, startFleet, whyNoFleet, type Fleet, type Host } from "./hosts.js";
 
-const REPO_ROOT = path.resolve(import.meta.dirname, "..", "..");
-const PM2 = path.join(REPO_ROOT, "node_modules", ".bin", "pm2");
-const CLI = path.join(REPO_ROOT, "bin", "deploygen.js");
-const PORT = 18080;
-const REMOTE_PATH = "/srv/tiny";
-
-const git = (cwd: string, ...args: string[]) => spawnSync("git", args, { cwd, encoding: "utf8" });
-const must = (result: ReturnType<typeof spawnSync>, what: string) => {
-  if (result.status !== 0) throw new Error(`${what} failed (${result.status}):\n${String(result.stdout)}\n${String(result.stderr)}`);
-  return String(result.stdout);
-};
+import { PM2, PORT, REMOTE_PATH, checkedOut as checkedOutOn, commitTiny, git, must, pushTinyToFleet } from "./tiny-on-fleet.js";
 
 interface Project {
   dir: string;
@@ -26,32 +15,9 @@ interface Project {
   commit(message: string, edit: { greeting?: string; breakBuild?: boolean }): string;
 }
 
-/** fixtures/tiny with hosts and remote in its manifest, generated, committed and pushed to a bare repo the hosts read. */
+/** fixtures/tiny with hosts and remote in its manifest, on the fleet. */
 function deployableTiny(fleet: Fleet): Project {
-  const dir = path.join(fleet.root, "work", "tiny");
-  cpSync(path.join(REPO_ROOT, "fixtures", "tiny"), dir, { recursive: true });
-  const repo = fleet.bareRepo("tiny");
-  const manifest = path.join(dir, "deploygen.yaml");
-  const hosts = fleet.hosts.map((host) => host.address).join(", ");
-  writeFileSync(
-    manifest,
-    `${readFileSync(manifest, "utf8").trimEnd()}\n    hosts: [${hosts}]\n    remote:\n      user: deploy\n      repo: ${repo}\n      ref: origin/main\n      path: ${REMOTE_PATH}\n      sshOptions: [${fleet.sshOptions.join(", ")}]\n`,
-  );
-  writeFileSync(path.join(dir, ".gitignore"), ".env.staging\nlogs/\n.deploygen/\n");
-  must(spawnSync(process.execPath, [CLI, "generate", "-m", manifest], { encoding: "utf8" }), "deploygen generate");
-  must(git(dir, "init", "-q", "--initial-branch=main"), "git init");
-  must(git(dir, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty"), "git commit");
-  must(git(dir, "add", "."), "git add");
-  must(git(dir, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "tiny v1"), "git commit");
-  must(git(dir, "remote", "add", "origin", repo), "git remote add");
-  must(git(dir, "push", "-q", "-u", "origin", "main"), "git push");
-  // What an operator does once per host: the folder for deploy, and the env file with secrets.
-  for (const host of fleet.hosts) {
-    const shared = host.onHost(`${REMOTE_PATH}/shared`);
-    mkdirSync(shared, { recursive: true });
-    writeFileSync(path.join(shared, ".env.staging"), "TINY_API_KEY=real-key\n", { mode: 0o600 });
-    for (const owned of [host.onHost(REMOTE_PATH), shared, path.join(shared, ".env.staging")]) chownSync(owned, DEPLOY_UID, DEPLOY_UID);
-  }
+  const dir = pushTinyToFleet(fleet, "");
   return {
     dir,
     pm2Deploy(...args) {
@@ -60,19 +26,14 @@ function deployableTiny(fleet: Fleet): Project {
       return { status: result.status, output: `${result.stdout}${result.stderr}`, ms: performance.now() - started };
     },
     commit(message, edit) {
-      const server = path.join(dir, "app", "src", "server.js");
-      let text = readFileSync(server, "utf8").replace(/res\.end\("tiny[^"]*\\n"\);/, `res.end("${edit.greeting ?? "tiny"}\\n");`);
-      if (edit.breakBuild) text += "\nthis is not javascript(\n";
-      writeFileSync(server, text);
-      must(git(dir, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", message), "git commit");
-      must(git(dir, "push", "-q"), "git push");
+      commitTiny(dir, message, edit.greeting ?? "tiny", (source) => (edit.breakBuild ? `${source}\nthis is not javascript(\n` : source));
       return must(git(dir, "rev-parse", "HEAD"), "git rev-parse").trim();
     },
   };
 }
 
 /** The commit checked out on a host (read from this machine). */
-const checkedOut = (host: Host) => must(git(host.onHost(`${REMOTE_PATH}/source`), "-c", "safe.directory=*", "rev-parse", "HEAD"), "git rev-parse").trim();
+const checkedOut = (host: Host) => checkedOutOn(host);
 const serving = (host: Host) => host.http(PORT, "/")?.body.trim();
 
 const skip = whyNoFleet();

@@ -2,23 +2,14 @@
 // PM2's own `pm2 deploy` (one host after another) and reads what each host serves from its
 // releases. fixtures/tiny is committed to a local bare repository that each host clones.
 import { spawnSync } from "node:child_process";
-import { chownSync, cpSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { readlinkSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEPLOY_UID, FLEET_START_TIMEOUT_MS, leftovers, startFleet, whyNoFleet, type Fleet, type Host } from "./hosts.js";
+import { FLEET_START_TIMEOUT_MS, leftovers, startFleet, whyNoFleet, type Fleet, type Host } from "./hosts.js";
 
-const REPO_ROOT = path.resolve(import.meta.dirname, "..", "..");
-const PM2 = path.join(REPO_ROOT, "node_modules", ".bin", "pm2");
-const CLI = path.join(REPO_ROOT, "bin", "deploygen.js");
-const PORT = 18080;
-const REMOTE_PATH = "/srv/tiny";
+import { PM2, PORT, REMOTE_PATH, checkedOut as checkedOutOn, commitTiny, git, must, pushTinyToFleet } from "./tiny-on-fleet.js";
+
 const FLEET_SCRIPT = "deploy/scripts/fleet-staging.sh";
-
-const git = (cwd: string, ...args: string[]) => spawnSync("git", ["-c", "user.name=t", "-c", "user.email=t@t", ...args], { cwd, encoding: "utf8" });
-const must = (result: ReturnType<typeof spawnSync>, what: string) => {
-  if (result.status !== 0) throw new Error(`${what} failed (${result.status}):\n${String(result.stdout)}\n${String(result.stderr)}`);
-  return String(result.stdout);
-};
 
 interface Run {
   status: number | null;
@@ -34,31 +25,9 @@ interface Project {
   commit(message: string, edit: { greeting: string; crashAtStart?: boolean }): string;
 }
 
-/** fixtures/tiny with releases, hosts and remote in its manifest, generated, committed and pushed to a bare repo the hosts read. */
+/** fixtures/tiny with releases, hosts and remote in its manifest, on the fleet. */
 function deployableTiny(fleet: Fleet): Project {
-  const dir = path.join(fleet.root, "work", "tiny");
-  cpSync(path.join(REPO_ROOT, "fixtures", "tiny"), dir, { recursive: true });
-  const repo = fleet.bareRepo("tiny");
-  const manifest = path.join(dir, "deploygen.yaml");
-  const hosts = fleet.hosts.map((host) => host.address).join(", ");
-  writeFileSync(
-    manifest,
-    `${readFileSync(manifest, "utf8").trimEnd()}\n    releases: { keep: 5 }\n    minFreeDiskMB: 50\n    hosts: [${hosts}]\n    remote:\n      user: deploy\n      repo: ${repo}\n      ref: origin/main\n      path: ${REMOTE_PATH}\n      sshOptions: [${fleet.sshOptions.join(", ")}]\n`,
-  );
-  writeFileSync(path.join(dir, ".gitignore"), ".env.staging\nlogs/\n.deploygen/\n");
-  must(spawnSync(process.execPath, [CLI, "generate", "-m", manifest], { encoding: "utf8" }), "deploygen generate");
-  must(git(dir, "init", "-q", "--initial-branch=main"), "git init");
-  must(git(dir, "add", "."), "git add");
-  must(git(dir, "commit", "-q", "-m", "tiny v1"), "git commit");
-  must(git(dir, "remote", "add", "origin", repo), "git remote add");
-  must(git(dir, "push", "-q", "-u", "origin", "main"), "git push");
-  // What an operator does once per host: the folder for deploy, and the env file with secrets.
-  for (const host of fleet.hosts) {
-    const shared = host.onHost(`${REMOTE_PATH}/shared`);
-    mkdirSync(shared, { recursive: true });
-    writeFileSync(path.join(shared, ".env.staging"), "TINY_API_KEY=real-key\n", { mode: 0o600 });
-    for (const owned of [host.onHost(REMOTE_PATH), shared, path.join(shared, ".env.staging")]) chownSync(owned, DEPLOY_UID, DEPLOY_UID);
-  }
+  const dir = pushTinyToFleet(fleet, "    releases: { keep: 5 }\n    minFreeDiskMB: 50\n");
   return {
     dir,
     fleet(...args) {
@@ -67,12 +36,7 @@ function deployableTiny(fleet: Fleet): Project {
       return { status: result.status, output: `${result.stdout}${result.stderr}`, ms: performance.now() - started };
     },
     commit(message, edit) {
-      const server = path.join(dir, "app", "src", "server.js");
-      let text = readFileSync(server, "utf8").replace(/res\.end\("tiny[^"]*\\n"\);/, `res.end("${edit.greeting}\\n");`);
-      if (edit.crashAtStart) text = `throw new Error("${edit.greeting} crashes at start");\n${text}`;
-      writeFileSync(server, text);
-      must(git(dir, "commit", "-q", "-am", message), "git commit");
-      must(git(dir, "push", "-q"), "git push");
+      commitTiny(dir, message, edit.greeting, (source) => (edit.crashAtStart ? `throw new Error("${edit.greeting} crashes at start");\n${source}` : source));
       return must(git(dir, "rev-parse", "--short=10", "HEAD"), "git rev-parse").trim();
     },
   };
@@ -82,7 +46,7 @@ const stateOf = (host: Host) => host.onHost(`${REMOTE_PATH}/source/.deploygen/st
 /** The live release on a host, read from its `current` link. */
 const liveRelease = (host: Host) => path.basename(readlinkSync(path.join(stateOf(host), "current")));
 /** The commit checked out by pm2-deploy on a host. */
-const checkedOut = (host: Host) => must(git(host.onHost(`${REMOTE_PATH}/source`), "-c", "safe.directory=*", "rev-parse", "--short=10", "HEAD"), "git rev-parse").trim();
+const checkedOut = (host: Host) => checkedOutOn(host, "--short=10");
 const serving = (host: Host) => host.http(PORT, "/")?.body.trim();
 /** The status line fleet-staging.sh prints for a host. */
 const hostLine = (output: string, host: Host) => output.split("\n").find((line) => line.trimStart().startsWith(`${host.address} `)) ?? "";

@@ -147,8 +147,9 @@ dg_pm2_run() {
   flock -o -w "$deadline" "$PM2_HOME/deploygen-spawn.lock" timeout -k 5 "$deadline" "$DG_PM2" "$@"
 }
 dg_daemon_pid() {
-  local pid
-  [[ -r $PM2_HOME/pm2.pid ]] && pid=$(<"$PM2_HOME/pm2.pid") && [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  local pid=''
+  # PM2 writes its pid files without a final newline: read fails but sets pid.
+  { { read -r pid <"$PM2_HOME/pm2.pid" || [[ -n $pid ]]; } && [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid"; } 2>/dev/null || return 1
   printf '%s\n' "$pid"
 }
 
@@ -264,6 +265,9 @@ dg_daemon_under_unit() {
   printf 'pid %s delegated\n' "$$" >>"$DG_STATE/lock.info"
   dg_systemctl restart -- "$unit" || dg_die "systemctl restart $unit failed" "journalctl -u '$unit' -n 50 shows why"
   dg_snapshot
+  pid=$(dg_daemon_pid || true)
+  [[ -z $pid ]] || grep -qF -- "$unit" "/proc/$pid/cgroup" 2>/dev/null ||
+    dg_warn "PM2's daemon (PM2_HOME=$PM2_HOME) runs other projects' apps, so it stays where it was started, outside $unit; give $DG_ENV a pm2Home of its own in the manifest for the unit to own its daemon"
 }
 
 # ----- releases -------------------------------------------------------------------------------
@@ -310,9 +314,8 @@ dg_source_files() {
 # making none, when the source is byte for byte that of the live release (and no --force).
 dg_new_release() {
   local commit stamp n=1 hash
-  dg_source_files >"$DG_TMP/files"
-  hash=$(cd -- "$ROOT" && xargs -0r sha256sum -- <"$DG_TMP/files" | sha256sum | cut -d ' ' -f 1)
-  if ((DG_FORCE == 0)) && [[ -n $1 && $hash == "$(cat -- "$DG_STATE/releases/$1/.deploygen-release/source" 2>/dev/null)" ]]; then
+  hash=$(dg_source_hash)
+  if ((DG_FORCE == 0)) && dg_unchanged_since "$1" "$hash"; then
     dg_ok "the checkout is unchanged since release $1: reloading it"
     return 1
   fi
@@ -337,6 +340,12 @@ dg_new_release() {
   printf '%s\n' "$hash" >"$DG_RELEASE_DIR/.deploygen-release/source"
   dg_ok "release $DG_RELEASE: $(tr -cd '\0' <"$DG_TMP/files" | wc -c) files copied"
 }
+# dg_source_hash: the files a release copies listed in $DG_TMP/files; prints the hash of their content.
+dg_source_hash() {
+  dg_source_files >"$DG_TMP/files"
+  (cd -- "$ROOT" && xargs -0r sha256sum -- <"$DG_TMP/files" | sha256sum | cut -d ' ' -f 1)
+}
+dg_unchanged_since() { [[ -n $1 && $2 == "$(cat -- "$DG_STATE/releases/$1/.deploygen-release/source" 2>/dev/null)" ]]; }
 dg_discard_release() {
   [[ -n ${DG_RELEASE_DIR-} && -d $DG_RELEASE_DIR && $(dg_current) != "$DG_RELEASE" ]] || return 0
   rm -rf -- "$DG_RELEASE_DIR"
@@ -483,7 +492,7 @@ dg_apply() {
     done < <(dg_processes_of ns "$DG_NAMESPACE")
   fi
   dg_daemon_pid >/dev/null || dg_pm2 ping >/dev/null
-  mkdir -p -- "$DG_TMP/exceptions"
+  rm -rf -- "$DG_TMP/exceptions" && mkdir -- "$DG_TMP/exceptions"
   # Node itself in the background (so kill reaches it), without the environment's lock.
   node "$DG_SCRIPT_DIR/deploygen-helper.cjs" pm2-exceptions "$DG_PM2" "$DG_NAMESPACE" "$DG_TMP/exceptions" 2>/dev/null {DG_LOCK_FD}>&- &
   DG_LISTENER=$!
@@ -513,14 +522,22 @@ dg_watch() {
       fi
       alive=0
       for file in "$PM2_HOME/pids/$name-"*.pid; do
-        { [[ -f $file ]] && pid=$(<"$file") && [[ $pid =~ ^[0-9]+$ ]]; } || continue
+        # A file PM2 removes between the glob and the read is skipped ($(<file) would end the script).
+        pid=''
+        { { read -r pid <"$file" || [[ -n $pid ]]; } && [[ $pid =~ ^[0-9]+$ ]]; } 2>/dev/null || continue
         kill -0 "$pid" 2>/dev/null && alive=1
-        if [[ -n ${seen[$file]-} && ${seen[$file]} != "$pid" ]]; then changes[$app]=$((${changes[$app]-0} + 1)); fi
+        # Counted per worker (pid file): a reload replaces each worker once, a crash loop one twice.
+        if [[ -n ${seen[$file]-} && ${seen[$file]} != "$pid" ]]; then
+          changes[$file]=$((${changes[$file]-0} + 1))
+          ((changes[$file] <= ${changes[$app]-0})) || changes[$app]=${changes[$file]}
+        fi
         seen[$file]=$pid
       done
       if ((alive == 0)) && ! dg_running "$pm2_pid"; then dead[$app]=$((${dead[$app]-0} + 1)); else dead[$app]=0; fi
+      # In cluster mode PM2 may keep a dying worker's pid file; the exception it caught is the sign.
+      [[ ! -s ${DG_TMP-}/exceptions/$name ]] || changes[$app]=$((${changes[$app]-0} + 2))
       if ((${changes[$app]-0} >= 2 || ${dead[$app]} >= 4)); then
-        DG_FAILED_APP=$app DG_FAILED_WHY="$name crashes at start (PM2 restarted it $((${changes[$app]-0})) times in $(dg_elapsed_since "$started"))"
+        DG_FAILED_APP=$app DG_FAILED_WHY="$name crashes at start (PM2 restarted it, $(dg_elapsed_since "$started") after the start)"
         ((${dead[$app]} < 4)) || DG_FAILED_WHY="$name is not running ($(dg_elapsed_since "$started") after the start)"
         return 1
       fi
@@ -554,7 +571,7 @@ dg_failure_report() {
     tail -n 15 -- "$log" >&2
   else
     printf -- '--- %s is empty; PM2 said: ---\n' "$log" >&2
-    tail -n 15 -- "$DG_TMP/pm2.out" "$PM2_HOME/pm2.log" >&2 2>/dev/null || true
+    { grep -h '^\[PM2' -- "$DG_TMP/pm2.out"; tail -n 15 -- "$PM2_HOME/pm2.log"; } >&2 2>/dev/null || true
   fi
 }
 
@@ -674,7 +691,13 @@ dg_dry_run() {
   DG_NODE_VERSION=$(node --version 2>/dev/null || true) DG_STEPS=$DG_STATE/steps
   if ((DG_RELEASES_KEEP > 0)); then
     previous=$(dg_current || true)
-    printf 'plan\twould copy the checkout into a new release (live now: %s), keep %s releases\n' "${previous:-none}" "$DG_RELEASES_KEEP"
+    if dg_unchanged_since "$previous" "$(dg_source_hash)"; then
+      printf 'plan\twould make no release: the checkout is unchanged since release %s\n' "$previous"
+      printf 'then\treload %s, watch for crash loops and wait for health\n' "$DG_NAMESPACE"
+      return 0
+    else
+      printf 'plan\twould copy the checkout into a new release (live now: %s), keep %s releases\n' "${previous:-none}" "$DG_RELEASES_KEEP"
+    fi
     base=${previous:+$DG_STATE/releases/$previous}
     base=${base:-$ROOT}
   fi
@@ -705,7 +728,8 @@ dg_start() {
   if ((DG_DIRECT == 0)) && dg_unit_installed; then
     dg_check_units
     dg_section "Starting $DG_NAMESPACE through systemd"
-    dg_systemctl start -- "$(dg_unit_instance)"
+    # An active unit (RemainAfterExit=) ignores "start": its ExecReload starts what is not running.
+    dg_systemctl reload-or-restart -- "$(dg_unit_instance)"
     dg_ok "started $(dg_unit_instance)"
     return 0
   fi
@@ -787,7 +811,11 @@ dg_alert() {
   [[ -n $DG_ALERT_WEBHOOK_ENV ]] || return 0
   url=$(dg_helper env-values "$ROOT/$DG_ENV_FILE" "$DG_ALERT_WEBHOOK_ENV" 2>/dev/null | tr -d '\0') && url=${url#*=}
   [[ -n $url ]] || { dg_warn "$DG_ALERT_WEBHOOK_ENV is not set in $DG_ENV_FILE: no alert sent"; return 0; }
-  dg_helper alert "$url" "$DG_PROJECT" "$DG_ENV" "$app" "$event" "$detail" || dg_warn "the $event alert for $app could not be sent (see above)"
+  local why
+  # A webhook that fails is said in the journal, and the state goes back so the next run sends again.
+  why=$(dg_helper alert "$url" "$DG_PROJECT" "$DG_ENV" "$app" "$event" "$detail" 2>&1) && return 0
+  dg_warn "the $event alert for $app could not be sent (${why#*$'\t'}); the next check tries again"
+  if [[ $event == up ]]; then printf 'down\n' >"$state"; else printf 'up\n' >"$state"; fi
 }
 dg_health_check() {
   dg_setup health-check

@@ -68,13 +68,18 @@ async function longestGap<T>(tiny: TinyProject, during: () => Promise<T>): Promi
 
 describe('releases', { timeout: 300_000 }, () => {
   test('a deploy makes a release and switches to it; an unchanged checkout makes none; the release reuses what did not change', async () => {
-    const tiny = await setupTiny({ editManifest: RELEASES(5) });
+    const tiny = await setupTiny({ editManifest: (yaml) => RELEASES(5)(yaml).replace('releases: { keep: 5 }', 'releases: { keep: 5, shared: [app/uploads] }') });
     await setVersion(tiny, 'v1');
     const first = await deployOk(tiny);
     expect(first.stdout).toMatch(/release \S+: \d+ files copied/);
     expect(await answer(tiny)).toBe('tiny v1\n');
     const [v1] = releases(tiny);
     expect(live(tiny)).toBe(v1);
+    // A shared folder is the checkout's own, linked into the release by a relative link.
+    const uploads = path.join(stateDir(tiny), 'releases', v1!, 'app', 'uploads');
+    expect(readlinkSync(uploads)).not.toMatch(/^\//);
+    await fsp.writeFile(path.join(uploads, 'photo.jpg'), 'bytes');
+    expect(await fsp.readFile(path.join(tiny.root, 'app', 'uploads', 'photo.jpg'), 'utf8')).toBe('bytes');
     // PM2 runs the app under the stable current link; the env file and logs stay in the checkout.
     expect(readlinkSync(path.join(stateDir(tiny), 'current'))).toBe(`releases/${v1}`);
     expect(existsSync(path.join(stateDir(tiny), 'releases', v1!, '.env.staging'))).toBe(false);

@@ -272,7 +272,7 @@ describe('deploy-staging.sh in place, when the new version crashes at start', ()
     expect(r.timedOut).toBe(false);
     const errors = r.stderr.split('\n').filter((l) => l.startsWith('error: '));
     // The watch names the reason (a crash loop, or no process left), then the script says what it means.
-    expect(errors[0], describeRun(r)).toMatch(/^error: tiny-staging-web (crashes at start \(PM2 restarted it \d+ times in \d+\.\ds\)|is not running \(\d+\.\ds after the start\))$/);
+    expect(errors[0], describeRun(r)).toMatch(/^error: tiny-staging-web (crashes at start \(PM2 restarted it, \d+\.\ds after the start\)|is not running \(\d+\.\ds after the start\))$/);
     expect(errors).toContain('error: tiny-staging-web does not run: tiny-staging is DOWN (a deploy in place has no automatic rollback)');
     expect(r.stderr).toContain(`--- last lines of ${path.join(project.root, 'logs/tiny-staging-web.err.log')} ---`);
     expect(r.stderr).toContain('broken at start on purpose');

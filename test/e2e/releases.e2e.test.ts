@@ -185,6 +185,28 @@ describe('releases', { timeout: 300_000 }, () => {
     expect(await answer(tiny)).toBe('tiny v2\n');
   });
 
+  test('a deploy interrupted after the switch puts the previous release back', async () => {
+    const tiny = await setupTiny({ editManifest: RELEASES(5) });
+    await setVersion(tiny, 'v1');
+    await deployOk(tiny);
+    const v1 = live(tiny);
+    await setVersion(tiny, 'v2', NEVER_HEALTHY);
+    const child = spawn('bash', [path.join(tiny.root, 'deploy', 'scripts', 'deploy-staging.sh')], { cwd: tiny.root, env: tiny.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await waitFor(() => /current -> /.test(out), 60_000);
+    process.kill(-child.pid!, 'SIGTERM');
+    expect(await exited, out).toBe(130);
+    expect(out).toContain('interrupted by SIGTERM');
+    expect(out).toContain(`Rolling back to release ${v1}`);
+    expect(out).toContain(`release ${v1} is serving`);
+    expect(live(tiny)).toBe(v1);
+    expect(await answer(tiny)).toBe('tiny v1\n');
+    expect(existsSync(path.join(stateDir(tiny), 'lock.info'))).toBe(false);
+  });
+
   test('two deploys at once: one waits for the other, one PM2 daemon, both succeed; --no-wait fails at once naming the holder', async () => {
     const tiny = await setupTiny({ editManifest: RELEASES(5) });
     await setVersion(tiny, 'v1');

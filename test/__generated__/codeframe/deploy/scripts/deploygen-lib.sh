@@ -649,9 +649,10 @@ dg_rollback_to() {
   fi
   dg_section "Rolling back to release $1"
   dg_switch "$1"
-  dg_pm2 delete "${DG_PM2_NAME[$DG_FAILED_APP]}" >/dev/null 2>&1 || true
+  # After an interruption no app has failed: every app is reloaded back.
+  [[ -z ${DG_FAILED_APP-} ]] || dg_pm2 delete "${DG_PM2_NAME[$DG_FAILED_APP]}" >/dev/null 2>&1 || true
   dg_snapshot
-  local why=$DG_FAILED_WHY
+  local why=${DG_FAILED_WHY:-the deploy was interrupted}
   dg_apply "$(dg_ecosystem)" || { dg_failure_report; dg_die "release $DG_RELEASE was rolled back, but release $1 does not come up either: $DG_NAMESPACE is DOWN" "read the logs above; deploy a fixed release, or rollback-$DG_ENV.sh ID to an older one"; }
   dg_die "release $DG_RELEASE was rolled back ($why); release $1 is serving" "fix the app (its log is above), then deploy again"
 }

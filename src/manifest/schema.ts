@@ -138,6 +138,19 @@ const cronRestartField = described(
   'Restart the app on a schedule: a cron expression of 5 fields (minute hour day month weekday) or 6 (with seconds first), in the host\'s time zone (PM2 cron_restart), for example "0 4 * * *".',
 );
 
+/** PM2 process options: app fields that each environment may override as well. */
+const PROCESS_OPTION_FIELDS = {
+  maxMemory: maxMemoryField,
+  maxRestarts: maxRestartsField,
+  minUptimeSeconds: minUptimeField,
+  restartDelaySeconds: restartDelayField,
+  nodeArgs: nodeArgsField,
+  interpreterArgs: interpreterArgsField,
+  logDateFormat: logDateFormatField,
+  waitReady: waitReadyField,
+  cronRestart: cronRestartField,
+};
+
 export const AppSchema = z.strictObject({
   runtime: described(
     z.enum(RUNTIMES),
@@ -170,15 +183,7 @@ export const AppSchema = z.strictObject({
   instances: instancesField,
   execMode: execModeField,
   stopTimeoutSeconds: described(z._default(wholeNumber(1, 600), 10), "Grace period between the stop signal and SIGKILL (PM2 kill_timeout)."),
-  maxMemory: maxMemoryField,
-  maxRestarts: maxRestartsField,
-  minUptimeSeconds: minUptimeField,
-  restartDelaySeconds: restartDelayField,
-  nodeArgs: nodeArgsField,
-  interpreterArgs: interpreterArgsField,
-  logDateFormat: logDateFormatField,
-  waitReady: waitReadyField,
-  cronRestart: cronRestartField,
+  ...PROCESS_OPTION_FIELDS,
 });
 
 /** Per-environment overrides of app fields. */
@@ -192,15 +197,7 @@ export const AppOverrideSchema = described(
     health: z.optional(HealthSchema),
     stopTimeoutSeconds: z.optional(wholeNumber(1, 600)),
     execMode: execModeField,
-    maxMemory: maxMemoryField,
-    maxRestarts: maxRestartsField,
-    minUptimeSeconds: minUptimeField,
-    restartDelaySeconds: restartDelayField,
-    nodeArgs: nodeArgsField,
-    interpreterArgs: interpreterArgsField,
-    logDateFormat: logDateFormatField,
-    waitReady: waitReadyField,
-    cronRestart: cronRestartField,
+    ...PROCESS_OPTION_FIELDS,
   }),
   "Fields of an app that differ in this environment.",
 );

@@ -40,6 +40,25 @@ async function deployOk(tiny: TinyProject, args: string[] = []) {
   return r;
 }
 
+/**
+ * deploy-staging.sh in a process group of its own, its output collected; `signal` sends a signal to
+ * the whole group (as a terminal's Ctrl-C does) and resolves to the exit code and the output.
+ */
+function deployInBackground(tiny: TinyProject, env: Record<string, string> = {}) {
+  const child = spawn('bash', [path.join(tiny.root, 'deploy', 'scripts', 'deploy-staging.sh')], { cwd: tiny.root, env: { ...tiny.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    output: () => out,
+    async signal(name: NodeJS.Signals) {
+      process.kill(-child.pid!, name);
+      return { code: await exited, out };
+    },
+  };
+}
+
 /** Polls the app every 50 ms while `during` runs: the longest stretch without an answer, in ms. */
 async function longestGap<T>(tiny: TinyProject, during: () => Promise<T>): Promise<{ result: T; gapMs: number; bodies: Set<string> }> {
   let done = false;
@@ -159,20 +178,9 @@ describe('releases', { timeout: 300_000 }, () => {
     await deployOk(tiny);
     const v1 = live(tiny);
     await setVersion(tiny, 'v2');
-    const child = spawn('bash', [path.join(tiny.root, 'deploy', 'scripts', 'deploy-staging.sh')], {
-      cwd: tiny.root,
-      env: { ...tiny.env, TINY_BUILD_SLEEP: '60' },
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    await waitFor(() => /build web \(in app\): inputs changed/.test(out), 30_000);
-    // As a terminal's Ctrl-C does: the signal goes to the whole foreground process group.
-    process.kill(-child.pid!, 'SIGINT');
-    const code = await exited;
+    const running = deployInBackground(tiny, { TINY_BUILD_SLEEP: '60' });
+    await waitFor(() => /build web \(in app\): inputs changed/.test(running.output()), 30_000);
+    const { code, out } = await running.signal('SIGINT');
     expect(code, out).toBe(130);
     expect(out).toContain('interrupted by SIGINT');
     expect(out).toMatch(/removed the unfinished release/);
@@ -191,14 +199,10 @@ describe('releases', { timeout: 300_000 }, () => {
     await deployOk(tiny);
     const v1 = live(tiny);
     await setVersion(tiny, 'v2', NEVER_HEALTHY);
-    const child = spawn('bash', [path.join(tiny.root, 'deploy', 'scripts', 'deploy-staging.sh')], { cwd: tiny.root, env: tiny.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    await waitFor(() => /current -> /.test(out), 60_000);
-    process.kill(-child.pid!, 'SIGTERM');
-    expect(await exited, out).toBe(130);
+    const running = deployInBackground(tiny);
+    await waitFor(() => /current -> /.test(running.output()), 60_000);
+    const { code, out } = await running.signal('SIGTERM');
+    expect(code, out).toBe(130);
     expect(out).toContain('interrupted by SIGTERM');
     expect(out).toContain(`Rolling back to release ${v1}`);
     expect(out).toContain(`release ${v1} is serving`);

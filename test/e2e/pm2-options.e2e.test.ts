@@ -92,9 +92,13 @@ describe('PM2 options from the manifest, under real PM2', () => {
       'idle.js': 'setInterval(() => {}, 1000);\n',
     });
     const env = await pm2Start(pm2, ecosystem, root);
-    const first = (await pm2List(env)).find((p) => p.name === 'opts-staging-tick');
-    expect(first?.status).toBe('online');
-    await waitFor(async () => ((await pm2List(env)).find((p) => p.name === 'opts-staging-tick')?.pid ?? first!.pid) !== first!.pid, 30_000, {
+    // The schedule may already be restarting it when `pm2 start` returns: wait for it to be up first.
+    const tick = async () => (await pm2List(env)).find((p) => p.name === 'opts-staging-tick');
+    const first = await waitFor(async () => {
+      const app = await tick();
+      return app?.status === 'online' && app.pid ? app : undefined;
+    }, 30_000, { what: 'the app online' });
+    await waitFor(async () => ((await tick())?.pid ?? first.pid) !== first.pid, 30_000, {
       what: 'the scheduled restart (a new pid)',
     });
     const result = await run(PM2_BIN, ['describe', 'opts-staging-tick'], { env });

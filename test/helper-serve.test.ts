@@ -1,6 +1,6 @@
 // The Node helper's `serve` mode: one process answers the bash library's requests (`N\0CWD\0ARG1\0...ARGN\0` on stdin)
 // as the command line would, each request's stdout in OUT_FILE and diagnostics in ERR_FILE, then `STATUS\n` on stdout.
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseEnv } from "node:util";
 import fc from "fast-check";
@@ -29,7 +29,6 @@ describe("serve: one helper process for many requests", () => {
     writeFileSync(failing, "A=\n", { mode: 0o644 });
     chmodSync(failing, 0o644);
     const list = path.join(dir, "list");
-    writeFileSync(list, ["package.json", "src/lib/a.js", "gone.js", "node_modules/x/index.js", ".git/HEAD", "secret.env", ""].join("\0"));
     writeFileSync(path.join(app, "secret.env"), "S=1\n");
 
     const server = new HelperServer(path.join(dir, "out"), path.join(dir, "err"));
@@ -60,14 +59,15 @@ describe("serve: one helper process for many requests", () => {
     expect(version).toEqual({ status: 0, out: Buffer.from(`${process.version}\n`), err: Buffer.alloc(0) });
 
     // Relative paths are the request's CWD's, not the server's.
-    const inputs = await server.ask(app, ["input-files", "build"]);
+    const inputs = await server.ask(app, ["input-hash", "build", "", "", "salt"]);
     expect(inputs.status).toBe(0);
-    expect(text(inputs.out).split("\0").sort()).toEqual(["", "package.json", "secret.env", "src/lib/a.js"]);
-    expect(inputs.out).toEqual(helperCli(app, ["input-files", "build"]).out);
+    expect(text(inputs.out)).toMatch(/^[0-9a-f]{64}\n$/);
+    expect(inputs.out).toEqual(helperCli(app, ["input-hash", "build", "", "", "salt"]).out);
     expect(text((await server.ask(app, ["relative", ".", dir])).out)).toBe("..\n");
 
-    const release = await server.ask(dir, ["release-files", app, list, "secret.env"]);
-    expect(release).toEqual({ status: 0, out: Buffer.from("package.json\0src/lib/a.js\0"), err: Buffer.alloc(0) });
+    const release = await server.ask(dir, ["source-hash", "app", list, "secret.env"]);
+    expect([release.status, text(release.out), text(release.err)]).toEqual([0, expect.stringMatching(/^[0-9a-f]{64}\n$/), ""]);
+    expect(readFileSync(list, "utf8")).toBe("package.json\0src/lib/a.js\0");
 
     const unknown = await server.ask(dir, ["no-such-command", "x"]);
     expect(unknown.status).toBe(2);
@@ -142,7 +142,7 @@ describe("serve answers as the command line does (property)", () => {
   const requestArb = fc.oneof(
     envText.chain((t) => fc.tuple(fc.constant(t), fc.array(key, { maxLength: 3 })).map(([body, keys]) => ({ kind: "env-values" as const, body, keys }))),
     envText.chain((t) => fc.tuple(fc.constant(t), fc.array(key, { maxLength: 3 })).map(([body, keys]) => ({ kind: "env-check" as const, body, keys }))),
-    fc.constantFrom("install", "build").map((kind) => ({ kind: "input-files" as const, body: kind, keys: [] as string[] })),
+    fc.constantFrom("install", "build").map((kind) => ({ kind: "input-hash" as const, body: kind, keys: [] as string[] })),
     fc.constantFrom(".", "..", "/", "sub/x").map((to) => ({ kind: "relative" as const, body: to, keys: [] as string[] })),
     fc.constantFrom("node-version", "nope", "").map((kind) => ({ kind: "other" as const, body: kind, keys: [] as string[] })),
   );
@@ -160,7 +160,7 @@ describe("serve answers as the command line does (property)", () => {
           const args =
             r.kind === "env-values" ? ["env-values", ".env", ...r.keys]
             : r.kind === "env-check" ? ["env-check", ".env", "", ...r.keys]
-            : r.kind === "input-files" ? ["input-files", r.body]
+            : r.kind === "input-hash" ? ["input-hash", r.body, "", "", ".env"]
             : r.kind === "relative" ? ["relative", ".", r.body]
             : r.body === "" ? []
             : [r.body];
@@ -179,20 +179,7 @@ describe("serve answers as the command line does (property)", () => {
   });
 });
 
-describe("release-files and node-version on the command line", () => {
-  it("release-files reads the NUL-separated paths from LIST_FILE", async () => {
-    const dir = await scratchDir("dg-release-");
-    mkdirSync(path.join(dir, "src"));
-    for (const file of ["a b.txt", "src/x.js", ".env.production", "line\nbreak.txt"]) writeFileSync(path.join(dir, file), "");
-    const list = path.join(dir, "list");
-    writeFileSync(list, "a b.txt\0src/x.js\0.env.production\0deleted.js\0logs/a.log\0node_modules/m/i.js\0line\nbreak.txt\0");
-    const r = helperCli(dir, ["release-files", dir, list, ".env.production\nother"]);
-    expect(r.status).toBe(0);
-    expect(text(r.err)).toBe("");
-    expect(text(r.out)).toBe("a b.txt\0src/x.js\0line\nbreak.txt\0");
-    expect(helperCli(dir, ["release-files", dir]).status).toBe(2);
-  });
-
+describe("node-version on the command line", () => {
   it("node-version prints the version of the Node that runs it", () => {
     expect(text(helperCli(process.cwd(), ["node-version"]).out)).toBe(`${process.version}\n`);
   });

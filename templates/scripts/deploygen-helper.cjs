@@ -5,7 +5,7 @@
 // (what fixes the line before it). Exit status: 0 done (warnings allowed), 1 refused or failed, 2 usage error. Env files
 // are read by util.parseEnv, as the generated ecosystem file reads them, so the scripts and PM2 see the same values; a file
 // util.parseEnv would misread, or with a value that could not reach a process, is refused with its line and a fix (refusal).
-const [fs, os, path] = [require('node:fs'), require('node:os'), require('node:path')];
+const [fs, os, path, { createHash }] = [require('node:fs'), require('node:os'), require('node:path'), require('node:crypto')];
 const { parseEnv } = require('node:util');
 
 const [KEY, CONTROL] = [/^[A-Za-z_][A-Za-z0-9_]*$/, /[\x00-\x1f\x7f]/];
@@ -17,8 +17,10 @@ const shellWord = (s) => (/^[A-Za-z0-9_.,:/@%+=-]+$/.test(s) ? s : !CONTROL.test
   : `$'${s.replace(/[\\'\x00-\x1f\x7f]/g, (c) => (/[\\']/.test(c) ? `\\${c}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`))}'`);
 const mode4 = (mode) => mode.toString(8).padStart(4, '0');
 let sink = { out: (data) => process.stdout.write(data), err: (text) => process.stderr.write(text) }; // serve swaps in buffers
-const diagnose = (kind, message, fix) => sink.err(`${kind}\t${message}\n` + (fix ? `fix\t${fix}\n` : ''));
+const diagnose = (kind, message, fix) => sink.err(`${kind}\t${message.trim().replace(/\s*\n\s*/g, '; ')}\n` + (fix ? `fix\t${fix}\n` : ''));
 const print = (records, end = '\n') => (sink.out(records.map((record) => `${record}${end}`).join('')), 0);
+// PROGRAM ARGS's stdout (a Buffer), run without a shell; its stderr is in the error when it fails.
+const execute = (program, args) => require('node:child_process').execFileSync(program, args, { timeout: 60000, stdio: 'pipe', maxBuffer: 2 ** 30 });
 
 /** The first line util.parseEnv would misread, as { line, message, fix }; null when the text is accepted. */
 function refusal(text, bytes) {
@@ -124,7 +126,7 @@ function daemonList(pm2Bin) {
   // PM2 7 ships its RPC client in modules/, PM2 5 as npm packages; in another layout, `pm2 jlist` is run.
   const load = (name) => attempt(() => require(path.join(pkg, 'modules', name))) || require(require.resolve(name, { paths: [pkg] }));
   const [axon, rpc] = attempt(() => [load('pm2-axon'), load('pm2-axon-rpc')], []);
-  const jlist = () => require('node:child_process').execFileSync(pm2Bin, ['jlist'], { encoding: 'utf8', timeout: 60000, stdio: 'pipe' });
+  const jlist = () => execute(pm2Bin, ['jlist']).toString();
   if (!rpc) return readProcessList(attempt(jlist, (e) => raise(unanswered(`to ${show(pm2Bin)} jlist (${e.message.trim().split('\n').pop()})`))));
   return new Promise((resolve, reject) => {
     const sock = axon.socket('req');
@@ -173,25 +175,41 @@ const lines = (list) => list.split('\n').filter(Boolean);
 const within = (file, dirs) => dirs.some((dir) => file === dir || file.startsWith(`${dir}/`));
 /** find -path style pattern ("*" also matches "/") as a regular expression. */
 const patternRegex = (pattern) => new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}(/.*)?$`);
+// File names are byte strings (latin1: a char per byte, sorted bytewise) that reach fs and tar intact; walk: files and symlinks.
+const [latin, pathOf] = [(s) => Buffer.from(s).toString('latin1'), (name, root) => Buffer.from(`${latin(root)}/${name}`, 'latin1')];
+const walk = (root, prune, dir = '') => fs.readdirSync(pathOf(dir || '.', root), { withFileTypes: true, encoding: 'latin1' }) // DIR: '' or 'a/b/'
+  .flatMap((e) => (e.isDirectory() ? (prune(dir + e.name, e.name) ? [] : walk(root, prune, `${dir}${e.name}/`))
+    : e.isFile() || e.isSymbolicLink() ? [dir + e.name] : []));
+// Feeds HASH each part as LENGTH:BYTES, so that different lists of parts never feed it the same bytes; returns HASH.
+const frame = (hash, ...parts) => parts.reduce((h, part) => h.update(`${Buffer.byteLength(part, 'latin1')}:`).update(part, 'latin1'), hash);
+// Feeds HASH ROOT/FILE's name and content (a symlink's text, unless FOLLOW finds a file); false if gone or, unless FOLLOW, dangling.
+function feed(hash, file, root, follow) {
+  const name = pathOf(file, root), st = attempt(() => fs.lstatSync(name)), link = st?.isSymbolicLink();
+  const target = link ? attempt(() => fs.statSync(name)) : st;
+  if (target?.isFile() && (follow || !link)) return frame(hash, 'file', file, fs.readFileSync(name));
+  return (target || (link && follow)) && frame(hash, link ? 'link' : 'folder', file, link ? fs.readlinkSync(name, { encoding: 'buffer' }) : '');
+}
 // What redoes an install: dependency manifests and lock files; a build: those and the app's files (or those matching PATTERNS).
 const DEPENDENCY_FILES = new RegExp('^(package\\.json|package-lock\\.json|npm-shrinkwrap\\.json|yarn\\.lock|pnpm-lock\\.yaml|bun\\.lockb?|\\.npmrc'
-  + '|\\.nvmrc|pyproject\\.toml|uv\\.lock|poetry\\.lock|Pipfile(\\.lock)?|requirements.*\\.txt|\\.python-version)$');
-function inputFiles(kind, excludes = '', patterns = '') {
-  const [skip, wanted] = [lines(excludes), lines(patterns).map(patternRegex)];
-  const walk = (dir) => fs.readdirSync(dir || '.', { withFileTypes: true }).flatMap((entry) => {
-    const rel = dir ? `${dir}/${entry.name}` : entry.name;
-    // Never dependencies, dot-folders (.next, .git, .venv...), logs, caches, or the app's previous outputs.
-    const skipped = within(rel, skip) || (entry.isDirectory() && /^(\..+|node_modules|__pycache__|logs)$|\.deploygen-previous$/.test(entry.name));
-    return skipped ? [] : entry.isDirectory() ? walk(rel) : [rel];
-  });
-  const built = (rel) => kind === 'build' && (wanted.length === 0 || wanted.some((re) => re.test(rel)));
-  return print(walk('').filter((rel) => built(rel) || (!rel.includes('/') && DEPENDENCY_FILES.test(rel))), '\0');
+  + '|\\.nvmrc|pyproject\\.toml|uv\\.lock|poetry\\.lock|Pipfile(\\.lock)?|requirements[^/]*\\.txt|\\.python-version)$');
+// The hash of a step's inputs, in its app's folder: SALT, the input files' names and contents, and which OUTPUTs exist.
+function inputHash(kind, excludes, patterns, salt, ...outputs) {
+  const [skip, only, hash] = [lines(latin(excludes)), lines(latin(patterns)).map(patternRegex), frame(createHash('sha256'), 'salt', latin(salt))];
+  // Never dependencies, dot-folders (.next, .git, .venv...), logs, caches, or the app's previous outputs.
+  const prune = (rel, name) => within(rel, skip) || /^(\..+|node_modules|__pycache__|logs)$|\.deploygen-previous$/.test(name);
+  const input = (rel) => !within(rel, skip) && (DEPENDENCY_FILES.test(rel) || (kind === 'build' && (!only.length || only.some((re) => re.test(rel)))));
+  walk('.', prune).filter(input).sort().forEach((rel) => feed(hash, rel, '.', true));
+  return print([outputs.filter((out) => attempt(() => fs.lstatSync(out))).reduce((h, out) => frame(h, 'output', latin(out)), hash).digest('hex')]);
 }
-// The files a release copies from LIST_FILE (NUL-separated, from git ls-files or find) that exist and are not EXCLUDES or state.
-function releaseFiles(root, listFile, excludes = '') {
-  const [never, skip] = [/(^|\/)(\.git|\.deploygen|node_modules|\.venv|__pycache__)(\/|$)|^logs(\/|$)/, lines(excludes)];
-  const files = fs.readFileSync(listFile, 'utf8').split('\0');
-  return print(files.filter((f) => f && !never.test(f) && !within(f, skip) && fs.existsSync(path.join(root, f))), '\0');
+const NEVER_RELEASED = /(^|\/)(\.git|\.deploygen|node_modules|\.venv|__pycache__)(\/|$)|^logs(\/|$)/; // state, dependencies, logs
+// The files a release copies (git's, or all; never NEVER_RELEASED, EXCLUDES, gone) into LIST_FILE for tar; prints their hash.
+function sourceHash(root, listFile, excludes = '') {
+  const [skip, hash, git] = [lines(latin(excludes)), createHash('sha256'), (...args) => execute('git', ['-C', root, ...args]).toString('latin1')];
+  const listed = attempt(() => git('rev-parse', '--is-inside-work-tree') === 'true\n', false)
+    ? git('ls-files', '-z', '--cached', '--others', '--exclude-standard').split('\0') : walk(root, (rel) => NEVER_RELEASED.test(rel));
+  const files = [...new Set(listed)].sort().filter((f) => f && !NEVER_RELEASED.test(f) && !within(f, skip) && feed(hash, f, root, false));
+  fs.writeFileSync(listFile, Buffer.from(files.map((f) => `${f}\0`).join(''), 'latin1'));
+  return print([hash.digest('hex')]);
 }
 // Exceptions PM2 reports only on its event bus (in cluster mode), appended to DIR/<app name> until this is killed.
 function pm2Exceptions(pm2Bin, namespace, dir) {
@@ -231,8 +249,8 @@ async function serve(outFile, errFile) {
 const COMMANDS = { // [ARG] is optional, [KEY...] are KEY names; 'alone': runs until killed or EOF, never served
   'env-check': ['FILE EXAMPLE [KEY...]', envCheck], 'env-values': ['FILE [KEY...]', envValues],
   'pm2-list': ['JLIST_FILE [PM2_BIN]', pm2List], 'pm2-changed': ['JLIST_FILE ECOSYSTEM NAMESPACE', pm2Changed],
-  'port-owners': ['PORT [OUR_PID...]', portOwners], 'input-files': ['install|build [EXCLUDES] [PATTERNS]', inputFiles],
-  'release-files': ['ROOT LIST_FILE [EXCLUDES]', releaseFiles], relative: ['FROM TO', (from, to) => print([path.relative(from, to)])],
+  'port-owners': ['PORT [OUR_PID...]', portOwners], 'input-hash': ['install|build EXCLUDES PATTERNS SALT [OUTPUT...]', inputHash],
+  'source-hash': ['ROOT LIST_FILE [EXCLUDES]', sourceHash], relative: ['FROM TO', (from, to) => print([path.relative(from, to)])],
   'node-version': ['', () => print([process.version])], alert: ['URL PROJECT ENVIRONMENT APP EVENT DETAIL', alert],
   'pm2-exceptions': ['PM2_BIN NAMESPACE DIR', pm2Exceptions, 'alone'], serve: ['OUT_FILE ERR_FILE', serve, 'alone'],
 };

@@ -326,7 +326,9 @@ describe("seed finding 9: env file values reach the apps without PM2's env_file 
     }
     const helper = plan.files.find((candidate) => candidate.path === "scripts/deploygen-helper.cjs")!.content;
     expect(helper).toContain("const { parseEnv } = require('node:util');");
-    expect(helper).not.toMatch(/child_process|\beval\(|new Function/);
+    // It runs no shell and evaluates nothing: one function runs programs (`pm2 jlist`, `git ls-files`) without a shell.
+    expect(helper).not.toMatch(/\bexec(Sync)?\(|\bspawn(Sync)?\(|shell:\s*true|\beval\(|new Function/);
+    expect([...helper.matchAll(/execFileSync\(/g)]).toHaveLength(1);
   });
 });
 

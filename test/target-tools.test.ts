@@ -127,7 +127,7 @@ for (const [subject, generate] of SUBJECTS) {
         const config = configs.filter((name) => command.endsWith(`-${name.slice("config-".length)}`)).sort((a, b) => b.length - a.length)[0];
         expect(config, command).toBeDefined();
         const notes = findings.filter((line) => line.startsWith(`${command}:`)).map((line) => line.replace(/^([^:]+):\d+:\d+:/, "$1:LINE:COLUMN:"));
-        expect(notes, command).toEqual([`${command}:LINE:COLUMN: note: Not following: ${config} was not specified as input (see shellcheck -x). [SC1091]`]);
+        expect(notes, command).toEqual([`${command}:LINE:COLUMN: note: Not following: ./${config} was not specified as input (see shellcheck -x). [SC1091]`]);
       }
     }, SHELLCHECK_TIMEOUT);
 

@@ -13,10 +13,7 @@ export function headerLines(project: ResolvedProject): string[] {
   if (/[\x00-\x1f\x7f\u2028\u2029]/.test(name))
     throw new UserError(`the manifest's file name ${JSON.stringify(name)} contains a line break or control character`, "rename the manifest file (for example to deploygen.yaml)");
   const command = /^[A-Za-z0-9._@%+=:,/-]+$/.test(name) ? name : shellQuote(name);
-  return [
-    `${GENERATED_MARKER} from ${name}. Do not edit: changes are overwritten.`,
-    `Regenerate: npx deploygen generate -m ${command}`,
-  ];
+  return [`${GENERATED_MARKER} from ${name}; do not edit. Regenerate: npx deploygen generate -m ${command}`];
 }
 
 export function commentHeader(project: ResolvedProject, prefix: "#" | "//"): string {

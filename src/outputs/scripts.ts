@@ -19,10 +19,17 @@ function appView(app: ResolvedApp) {
     cwd: app.cwd,
     port: app.port ?? null,
     health: app.health ?? null,
-    verifyFiles: lines(app.verifyFiles),
-    installOutputs: app.install.length > 0 ? lines(app.installOutputs) : "",
-    buildOutputs: app.build.length > 0 ? lines(app.buildOutputs) : "",
-    buildInputs: lines(app.buildInputs ?? []),
+    // The app's path lists, each one newline-separated value of an associative array of the library.
+    paths: (
+      [
+        [`DG_VERIFY_FILES[${app.key}]`, app.verifyFiles],
+        [`DG_OUTPUTS_OF[${app.key}.install]`, app.install.length > 0 ? app.installOutputs : []],
+        [`DG_OUTPUTS_OF[${app.key}.build]`, app.build.length > 0 ? app.buildOutputs : []],
+        [`DG_BUILD_INPUTS[${app.key}]`, app.buildInputs ?? []],
+      ] as const
+    )
+      .filter(([, list]) => list.length > 0)
+      .map(([name, list]) => ({ name, value: lines([...list]) })),
     install: app.install,
     build: app.build,
     verifyCommands: app.verifyCommands,
@@ -56,7 +63,7 @@ export function configView(project: ResolvedProject, environment: ResolvedEnviro
     minFreeDiskMB: String(environment.minFreeDiskMB),
     releasesKeep: String(environment.releases?.keep ?? 0),
     shared: environment.releases?.shared ?? [],
-    releaseExcludes: lines(releaseExcludes(environment)),
+    releaseExcludes: releaseExcludes(environment),
     unitPrefix: environment.unitPrefix,
     unitFiles: [files.unit, files.healthUnit, files.healthTimer].map(fromScripts),
     logrotate: fromScripts(files.logrotate),
@@ -70,12 +77,12 @@ export function configView(project: ResolvedProject, environment: ResolvedEnviro
 
 /** One short script per command: its data comes from config-<env>.sh, its logic from the library. */
 const COMMANDS = [
-  { file: "deploy", fn: "dg_deploy", says: (e: string) => `Deploys ${e}: pre-flight, install, build, verify, start or reload, wait for health (--help).` },
-  { file: "start", fn: "dg_start", says: (e: string) => `Starts ${e} (through systemd where its unit is installed) and waits for health.` },
-  { file: "stop", fn: "dg_stop", says: (e: string) => `Stops ${e} gracefully: each app gets its kill_timeout; never \`pm2 stop all\`.` },
-  { file: "healthCheck", fn: "dg_health_check", says: (e: string) => `Probes ${e}; restarts only an app that fails and waits for it (the health timer runs this).` },
-  { file: "installSystemd", fn: "dg_install_systemd", says: (e: string) => `Installs and enables the systemd units of ${e} for this checkout, and starts its health timer.` },
-  { file: "rollback", fn: "dg_rollback", says: (e: string) => `Switches ${e} to the previous (or named) release and waits for health.` },
+  { file: "deploy", fn: "dg_deploy" },
+  { file: "start", fn: "dg_start" },
+  { file: "stop", fn: "dg_stop" },
+  { file: "healthCheck", fn: "dg_health_check" },
+  { file: "installSystemd", fn: "dg_install_systemd" },
+  { file: "rollback", fn: "dg_rollback" },
 ] as const;
 
 /** The fixed files every environment shares: the library and the Node.js helper, behind the header. */
@@ -90,7 +97,6 @@ export function sharedScriptOutputs(project: ResolvedProject): FileOutput[] {
 
 export const scriptOutputs: OutputBuilder = (project, environment, renderer: Renderer) => {
   const view = configView(project, environment);
-  const label = `${project.project} (${environment.name})`;
   const configName = path.posix.basename(environment.files.config);
   const commands = COMMANDS.filter((command) => command.file !== "rollback" || environment.releases !== undefined);
   return [
@@ -98,7 +104,7 @@ export const scriptOutputs: OutputBuilder = (project, environment, renderer: Ren
     ...commands.map((command) => ({
       path: environment.files[command.file],
       mode: 0o755,
-      content: renderer.render("scripts/command.sh", { header: view.header, description: command.says(label), environment: environment.name, configName, functionName: command.fn }),
+      content: renderer.render("scripts/command.sh", { header: view.header, configName, functionName: command.fn }),
     })),
   ];
 };

@@ -118,8 +118,8 @@ describe("the real templates", () => {
     // (user and group [a-z_][a-z0-9_-]*), env keys [A-Za-z_][A-Za-z0-9_]*, numbers are numbers,
     // the header is deploygen's own text. installScript (a path) appears only in a comment, and a
     // path cannot hold a line break. In the scripts: @key is a command name of deploygen's own
-    // (deploy, install-systemd...), description a sentence of its own around the project and
-    // environment names, functionName one of the library's dg_* functions. In the logrotate file:
+    // (deploy, install-systemd...), name an array element of the library's (DG_OUTPUTS_OF[app.build]:
+    // its own prefix and a validated app name), functionName one of the library's dg_* functions. In the logrotate file:
     // logDir is the logs folder deploygen names, rootPlaceholder its own marker, installedName
     // derived from the project and environment names, maxSize matches LOG_SIZE_PATTERN, and
     // pm2LogUnderRoot/pm2LogAbsolute are set only for a path LOGROTATE_UNSAFE_PATH accepts (no
@@ -129,7 +129,7 @@ describe("the real templates", () => {
       "header", "project", "environment", "namespace", "rootEnvVar", "~rootEnvVar", "unitPrefix", "unitTemplate", "healthUnitPrefix", "healthUnit",
       "timerName", "user", "group", "key", "shellName", "alertWebhookEnv", "deployScriptName", "startScriptName", "stopScriptName", "healthCheckScriptName",
       "installSystemdScriptName", "portText", "health.timeoutSeconds", "intervalSeconds", "startTimeoutSeconds", "stopTimeoutSeconds", "installScript",
-      "port", "maxHealthTimeout", "minFreeDiskMB", "releasesKeep", "@key", "description", "functionName",
+      "port", "maxHealthTimeout", "minFreeDiskMB", "releasesKeep", "@key", "name", "functionName",
       "logDir", "rootPlaceholder", "installedName", "maxSize", "keep", "pm2LogUnderRoot", "pm2LogAbsolute",
     ]);
     const bare: string[] = [];

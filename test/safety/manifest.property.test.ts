@@ -308,7 +308,7 @@ describe("hostile manifests through generate and the generated files", () => {
     const result = run("shellcheck", ["-S", "style", "-f", "gcc", ...commands], { cwd: scriptsDir });
     expect(result.stderr.toString()).toBe("");
     const notes = result.stdout.toString().split("\n").filter(Boolean).map((line) => line.replace(/^([^:]+):\d+:\d+:/, "$1:"));
-    expect(notes.sort()).toEqual(commands.map((file) => `${file}: note: Not following: ${configs[0]} was not specified as input (see shellcheck -x). [SC1091]`).sort());
+    expect(notes.sort()).toEqual(commands.map((file) => `${file}: note: Not following: ./${configs[0]} was not specified as input (see shellcheck -x). [SC1091]`).sort());
   }, CORPUS_TIMEOUT);
 
   it("node reads every value of every ecosystem file byte for byte", async () => {

@@ -89,7 +89,7 @@ describe("generation with populated env files beside the manifest", () => {
       // and the environment's generated config), nothing is evaluated. (`source`, `.` or `eval`
       // in command position: at the start, or after ; && || then do {.)
       const command = (word: string) => new RegExp(`(^|;|&&|\\|\\||\\bthen|\\bdo|\\{)\\s*${word}\\s`);
-      const ownFile = /^source ("\$DG_SCRIPT_DIR\/deploygen-(lib|fleet)\.sh"|"\$\(dirname -- "\$\{BASH_SOURCE\[0\]\}"\)"\/'config-[a-z0-9-]+\.sh')$/;
+      const ownFile = /^source ("\$DG_SCRIPT_DIR\/deploygen-fleet\.sh"|"\$\(dirname -- "\$\{BASH_SOURCE\[0\]\}"\)\/deploygen-lib\.sh"|"\$\(dirname -- "\$\{BASH_SOURCE\[0\]\}"\)"\/'config-[a-z0-9-]+\.sh')$/;
       expect(code.filter((line) => command("(source|\\.)").test(line))).toEqual(code.filter((line) => ownFile.test(line)));
       expect(code.filter((line) => command("eval").test(line))).toEqual([]);
       sourced += code.filter((line) => ownFile.test(line)).length;

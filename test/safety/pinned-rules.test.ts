@@ -154,7 +154,7 @@ describe("the manifest file name lands in a comment of every file", () => {
   it("a name with spaces or quotes is quoted in the regenerate command", () => {
     const generated = planOf(base(), "my deploy's.json");
     const script = generated.files.find((file) => file.path.endsWith(".sh"))!.content;
-    expect(script).toContain(`# Regenerate: npx deploygen generate -m 'my deploy'\\''s.json'`);
+    expect(script).toContain(` Regenerate: npx deploygen generate -m 'my deploy'\\''s.json'`);
   });
 });
 

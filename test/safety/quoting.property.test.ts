@@ -185,7 +185,7 @@ describe("config-<env>.sh, the data the library runs on, read back by bash", () 
     "out() { printf '%s\\0' \"$@\"; }",
     "lines() { local p; while IFS= read -r p; do out \"$p\"; done < <(dg_paths \"$1\"); out --; }",
     'out "$DG_ENV_FILE" "${DG_SHARED[@]}" --',
-    'lines "$DG_EXCLUDE"',
+    'out "${DG_EXCLUDE[@]}" --',
     'for app in "${DG_APPS[@]}"; do out "${DG_CWD[$app]}"; lines "${DG_OUTPUTS_OF[$app.build]-}"; lines "${DG_BUILD_INPUTS[$app]-}"; lines "${DG_VERIFY_FILES[$app]-}"; done',
   ].join("\n");
 

@@ -169,7 +169,8 @@ dg_check_units() {
   ((stale == 0)) || dg_warn "apply it: sudo $DG_SCRIPT_DIR/${DG_SCRIPTS[install-systemd]}"
 }
 # With the unit installed, PM2's daemon must live in its cgroup (not in an SSH session that ends).
-dg_outside_unit() { local pid; dg_via_unit && pid=$(dg_daemon_pid || true) && ! grep -qsF -- "$(dg_unit_instance)" "/proc/${pid:-0}/cgroup"; }
+dg_in_unit() { local pid; pid=$(dg_daemon_pid) && grep -qsF -- "$(dg_unit_instance)" "/proc/$pid/cgroup"; }
+dg_outside_unit() { dg_via_unit && ! dg_in_unit; }
 dg_daemon_under_unit() {
   dg_outside_unit || return 0
   local unit; unit=$(dg_unit_instance)
@@ -177,7 +178,7 @@ dg_daemon_under_unit() {
   printf 'pid %s delegated\n' "$$" >>"$DG_STATE/lock.info"
   dg_systemctl restart -- "$unit" || dg_die "systemctl restart $unit failed" "journalctl -u '$unit' -n 50 shows why"
   dg_snapshot
-  ! dg_outside_unit || [[ -z $(dg_daemon_pid) ]] ||
+  dg_in_unit || ! dg_daemon_pid >/dev/null ||
     dg_warn "PM2's daemon (PM2_HOME=$PM2_HOME) runs other projects' apps, so it stays where it was started, outside $unit; give $DG_ENV a pm2Home of its own in the manifest for the unit to own its daemon"
 }
 # Releases: immutable copies of the checkout; the relative symlink "current", switched atomically, is the live one.

@@ -30,7 +30,7 @@ const SCALE = (process.env.BENCH_SCALE ?? "10,100,1000")
   .filter((count) => Number.isInteger(count) && count > 0);
 const JSON_OUTPUT = process.argv.includes("--json");
 const FIXTURE = path.join(ROOT, "fixtures", "codeframe");
-const RATIO_GOAL = 1.6;
+const RATIO_GOAL = 1.8;
 const SCALE_GOAL_MS = 1000;
 const TIME = "/usr/bin/time";
 const HAS_GNU_TIME = process.env.BENCH_RSS !== "wrapper" && existsSync(TIME) && spawnSync(TIME, ["-f", "%M", "true"], { encoding: "utf8" }).status === 0;

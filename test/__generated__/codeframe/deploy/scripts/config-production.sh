@@ -7,12 +7,10 @@ DG_ECOSYSTEM='deploy/ecosystem.production.config.js' DG_PM2_HOME_KIND='default' 
 DG_ENV_FILE='.env.production' DG_EXAMPLE_FILE='' DG_REQUIRED_ENV=('ANTHROPIC_API_KEY') DG_ALERT_WEBHOOK_ENV=''
 DG_MIN_FREE_MB=1024 DG_RELEASES_KEEP=0 DG_SHARED=() DG_EXCLUDE=('.env.production' 'logs' '.venv' 'web-ui/node_modules' 'web-ui/.next')
 DG_UNIT_PREFIX='codeframe-production' DG_LOGROTATE='../logrotate/codeframe-production.conf' DG_UNIT_FILES=('../systemd/codeframe-production@.service' '../systemd/codeframe-production-health@.service' '../systemd/codeframe-production-health@.timer')
-declare -A DG_SCRIPTS=([deploy]='deploy-production.sh' [start]='start-production.sh' [stop]='stop-production.sh' [rollback]='rollback-production.sh' [install-systemd]='install-systemd-production.sh')
-declare -A DG_PM2_NAME DG_APP_OF_PM2 DG_CWD DG_PORT DG_HEALTH_URL DG_HEALTH_TIMEOUT DG_VERIFY_FILES DG_BUILD_INPUTS DG_OUTPUTS_OF
+declare -A DG_SCRIPTS=([deploy]='deploy-production.sh' [start]='start-production.sh' [stop]='stop-production.sh' [rollback]='rollback-production.sh' [install-systemd]='install-systemd-production.sh') DG_PM2_NAME DG_APP_OF_PM2 DG_CWD DG_PORT DG_HEALTH_URL DG_HEALTH_TIMEOUT DG_VERIFY_FILES DG_BUILD_INPUTS DG_OUTPUTS_OF
 DG_APPS=(backend frontend)
 DG_PM2_NAME[backend]='codeframe-production-backend' DG_APP_OF_PM2['codeframe-production-backend']=backend DG_CWD[backend]='.' DG_PORT[backend]=15200
-DG_HEALTH_URL[backend]='http://127.0.0.1:15200/health' DG_HEALTH_TIMEOUT[backend]=60
-DG_VERIFY_FILES[backend]='.venv/bin/python' DG_OUTPUTS_OF[backend.install]='.venv'
+DG_HEALTH_URL[backend]='http://127.0.0.1:15200/health' DG_HEALTH_TIMEOUT[backend]=60 DG_VERIFY_FILES[backend]='.venv/bin/python' DG_OUTPUTS_OF[backend.install]='.venv'
 dg_install_backend() {
   uv sync --frozen
 }
@@ -20,8 +18,7 @@ dg_verify_backend() {
   .venv/bin/python -c 'import codeframe'
 }
 DG_PM2_NAME[frontend]='codeframe-production-frontend' DG_APP_OF_PM2['codeframe-production-frontend']=frontend DG_CWD[frontend]='web-ui' DG_PORT[frontend]=15100
-DG_HEALTH_URL[frontend]='http://127.0.0.1:15100/' DG_HEALTH_TIMEOUT[frontend]=60
-DG_VERIFY_FILES[frontend]='.next/BUILD_ID' DG_OUTPUTS_OF[frontend.install]='node_modules' DG_OUTPUTS_OF[frontend.build]='.next'
+DG_HEALTH_URL[frontend]='http://127.0.0.1:15100/' DG_HEALTH_TIMEOUT[frontend]=60 DG_VERIFY_FILES[frontend]='.next/BUILD_ID' DG_OUTPUTS_OF[frontend.install]='node_modules' DG_OUTPUTS_OF[frontend.build]='.next'
 dg_install_frontend() {
   npm ci
 }

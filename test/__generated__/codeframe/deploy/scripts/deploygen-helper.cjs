@@ -166,6 +166,11 @@ function portOwners(port, ...ours) {
   const inodes = new Set(rows.map((r) => r.trim().split(/\s+/)).filter((f) => f[3] === '0A' && f[1]?.endsWith(hex)).map((f) => `socket:[${f[9]}]`));
   if (inodes.size === 0) return 0;
   const fds = (pid) => attempt(() => fs.readdirSync(`/proc/${pid}/fd`), []).map((fd) => attempt(() => fs.readlinkSync(`/proc/${pid}/fd/${fd}`)));
+  // Our processes and their descendants first: when they hold every listener, no other process needs reading.
+  const kids = (pid) => attempt(() => fs.readdirSync(`/proc/${pid}/task`), []).flatMap((t) => attempt(() => fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8'), '').split(' ').filter(Boolean));
+  const tree = (pids) => pids.flatMap((pid) => [pid, ...tree(kids(pid))]);
+  const held = new Set(tree(ours.filter((pid) => Number(pid) > 0)).flatMap(fds));
+  if ([...inodes].every((inode) => held.has(inode))) return 0;
   const found = fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid) && fds(pid).some((fd) => inodes.has(fd)));
   const mine = new Set(ours.map(Number).filter(Boolean));
   const isOurs = (pid) => { for (let p = pid; p > 1; p = attempt(() => parentOf(p), 0)) if (mine.has(p)) return true; return false; };
@@ -230,6 +235,7 @@ async function alert(url, project, environment, app, event, detail) {
 }
 // serve OUT_FILE ERR_FILE: runs requests `N\0CWD\0ARG1\0...ARGN\0` from stdin as the command line would, one at a time.
 async function serve(outFile, errFile) {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => {}); // a run's cleanup still asks; EOF ends it
   let [fields, files, pending] = [[], [path.resolve(outFile), path.resolve(errFile)], Buffer.alloc(0)];
   for await (const chunk of process.stdin) {
     pending = Buffer.concat([pending, chunk]);

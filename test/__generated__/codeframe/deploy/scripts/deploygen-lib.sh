@@ -61,7 +61,7 @@ dg_interrupted() { trap - INT TERM HUP; dg_warn "interrupted by SIG$1: undoing w
 dg_close_fds() { local fd; for fd in ${DG_LOCK_FD-} ${DG_HELPER_IN-} ${DG_HELPER_OUT-}; do exec {fd}>&-; done; }
 # One deploy, start, stop or rollback per environment and checkout at a time; waits DG_LOCK_WAIT seconds.
 dg_lock() {
-  mkdir -p -- "$DG_STATE" 2>/dev/null || dg_die "cannot create $DG_STATE" "make $ROOT writable by $(id -un) (the service user is $DG_USER)"
+  [[ -d $DG_STATE ]] || mkdir -p -- "$DG_STATE" 2>/dev/null || dg_die "cannot create $DG_STATE" "make $ROOT writable by $(id -un) (the service user is $DG_USER)"
   exec {DG_LOCK_FD}>>"$DG_STATE/lock"
   if ! flock -n "$DG_LOCK_FD"; then
     local holder wait=${DG_LOCK_WAIT:-300}; holder=$(cat -- "$DG_STATE/lock.info" 2>/dev/null || echo 'unknown')
@@ -96,9 +96,9 @@ dg_ask() {
   local status; [[ -n ${DG_HELPER_OUT-} ]] || dg_helper_start
   { (printf '%s\0' "$#" "$PWD" "$@" >&"$DG_HELPER_OUT") && read -r status <&"$DG_HELPER_IN"; } 2>/dev/null ||
     dg_die "the Node helper deploygen-helper.cjs stopped unexpectedly" "run again; if it happens again, check that \`node $DG_SCRIPT_DIR/deploygen-helper.cjs\` runs"
-  cat -- "$DG_TMP/helper.out" && return "$status"
+  [[ ! -s $DG_TMP/helper.out ]] || cat -- "$DG_TMP/helper.out"; return "$status"
 }
-dg_helper() { local status=0; dg_ask "$@" || status=$?; cat -- "$DG_TMP/helper.err" >&2; return "$status"; }
+dg_helper() { local status=0; dg_ask "$@" || status=$?; [[ ! -s $DG_TMP/helper.err ]] || cat -- "$DG_TMP/helper.err" >&2; return "$status"; }
 # dg_helper_checked COMMAND ARG...: the helper's "error|warning|fix<TAB>text" lines as ours; exits when it fails.
 dg_helper_checked() {
   local status=0; dg_ask "$@" || status=$?
@@ -119,7 +119,7 @@ dg_snapshot() {
   : >"$DG_TMP/jlist" && DG_PROCESSES=''
   ! dg_daemon_pid >/dev/null || DG_PROCESSES=$(dg_helper_checked pm2-list "$DG_TMP/jlist" "$DG_PM2") || exit 1
 }
-dg_processes_of() { awk -F '\t' -v "$1=$2" '($1 == name || name == "") && ($2 == ns || ns == "")' <<<"$DG_PROCESSES" | sort; }
+dg_processes_of() { awk -F '\t' -v "$1=$2" '($1 == name || name == "") && ($2 == ns || ns == "")' <<<"$DG_PROCESSES"; }
 dg_preflight() {
   dg_section "Pre-flight: $DG_PROJECT ($DG_ENV) in $ROOT"
   dg_tools
@@ -129,7 +129,7 @@ dg_preflight() {
     dg_ok "env file $DG_ENV_FILE sets every required key"; }
   local dir free app name cwd
   for dir in "$DG_LOGS" "$DG_STATE"; do
-    { mkdir -p -- "$dir" 2>/dev/null && [[ -w $dir ]]; } || dg_die "$dir is not writable by $(id -un)" "sudo chown -R $DG_USER $dir (the apps' logs and the deploy's state live there)"
+    [[ -d $dir && -w $dir ]] || { mkdir -p -- "$dir" 2>/dev/null && [[ -w $dir ]]; } || dg_die "$dir is not writable by $(id -un)" "sudo chown -R $DG_USER $dir (the apps' logs and the deploy's state live there)"
   done
   free=$(df -Pk -- "$DG_STATE" | awk 'NR == 2 { print int($4 / 1024) }')
   ((free >= DG_MIN_FREE_MB)) || dg_die "only ${free} MB free on the disk of $DG_STATE (at least $DG_MIN_FREE_MB MB needed)" "free disk space (old logs in $DG_LOGS, old releases), or lower minFreeDiskMB in the manifest"
@@ -283,15 +283,13 @@ dg_verify() {
 }
 # In place, a build's outputs are copied (not linked: it may rewrite files) and put back if the run fails.
 dg_keep_outputs() {
-  local path
-  while IFS= read -r path; do
+  local path; while IFS= read -r path; do
     path=$ROOT/${DG_CWD[$1]}/$path; rm -rf -- "$path.deploygen-previous"; DG_KEPT+=("$path")
     [[ ! -e $path ]] || cp -a --reflink=auto -- "$path" "$path.deploygen-previous"
   done < <(dg_paths "${DG_OUTPUTS_OF[$1.build]-}")
 }
 dg_restore_outputs() {
-  local path
-  for path in "${DG_KEPT[@]}"; do
+  local path; for path in "${DG_KEPT[@]}"; do
     ((DG_LIVE == 0)) || { rm -rf -- "$path.deploygen-previous"; continue; }
     rm -rf -- "$path"
     [[ ! -e $path.deploygen-previous ]] || { mv -- "$path.deploygen-previous" "$path" && dg_info "put the previous ${path#"$ROOT"/} back"; }
@@ -393,7 +391,7 @@ dg_deploy() {
   ((DG_DRY_RUN == 0)) || { dg_dry_run; return 0; }
   local started=$EPOCHREALTIME previous='' base=$ROOT app record
   dg_lock; dg_preflight
-  DG_STEPS=$DG_STATE/steps DG_PENDING=() DG_KEPT=() DG_LIVE=0 DG_RAN=0; mkdir -p -- "$DG_STEPS"
+  DG_STEPS=$DG_STATE/steps DG_PENDING=() DG_KEPT=() DG_LIVE=0 DG_RAN=0; [[ -d $DG_STEPS ]] || mkdir -p -- "$DG_STEPS"
   if ((DG_RELEASES_KEEP > 0)); then
     previous=$(dg_current || true) DG_STILL_SERVING="nothing was switched: release ${previous:-none} keeps serving"
     dg_section "Release"; if dg_new_release "$previous"; then base=$DG_RELEASE_DIR; else base=''; fi
@@ -411,9 +409,7 @@ dg_deploy() {
     dg_section "Deployed $DG_PROJECT ($DG_ENV)$previous in $(dg_elapsed_since "$started"): unchanged since the last deploy and healthy, nothing reloaded"
     dg_info "${DG_SCRIPTS[start]} reloads the apps anyway; --force also redoes install and build" && return 0
   fi
-  if [[ -n $base ]]; then
-    dg_section "Verify"; for app in "${DG_APPS[@]}"; do dg_verify "$app" "$base"; done
-  fi
+  [[ -z $base ]] || { dg_section "Verify"; for app in "${DG_APPS[@]}"; do dg_verify "$app" "$base"; done; }
   dg_daemon_under_unit
   dg_section "Start or reload namespace $DG_NAMESPACE"; DG_LIVE=1
   [[ -z ${DG_RELEASE-} ]] || { dg_switch "$DG_RELEASE"; DG_CLEANUPS+=(dg_undo_switch); dg_info "current -> $DG_RELEASE"; }

@@ -7,12 +7,10 @@ DG_ECOSYSTEM='deploy/ecosystem.staging.config.js' DG_PM2_HOME_KIND='default' DG_
 DG_ENV_FILE='.env.staging' DG_EXAMPLE_FILE='.env.staging.example' DG_REQUIRED_ENV=('DATABASE_URL') DG_ALERT_WEBHOOK_ENV=''
 DG_MIN_FREE_MB=1024 DG_RELEASES_KEEP=0 DG_SHARED=() DG_EXCLUDE=('.env.staging' 'logs' 'node_modules')
 DG_UNIT_PREFIX='node-api-staging' DG_LOGROTATE='../logrotate/node-api-staging.conf' DG_UNIT_FILES=('../systemd/node-api-staging@.service' '../systemd/node-api-staging-health@.service' '../systemd/node-api-staging-health@.timer')
-declare -A DG_SCRIPTS=([deploy]='deploy-staging.sh' [start]='start-staging.sh' [stop]='stop-staging.sh' [rollback]='rollback-staging.sh' [install-systemd]='install-systemd-staging.sh')
-declare -A DG_PM2_NAME DG_APP_OF_PM2 DG_CWD DG_PORT DG_HEALTH_URL DG_HEALTH_TIMEOUT DG_VERIFY_FILES DG_BUILD_INPUTS DG_OUTPUTS_OF
+declare -A DG_SCRIPTS=([deploy]='deploy-staging.sh' [start]='start-staging.sh' [stop]='stop-staging.sh' [rollback]='rollback-staging.sh' [install-systemd]='install-systemd-staging.sh') DG_PM2_NAME DG_APP_OF_PM2 DG_CWD DG_PORT DG_HEALTH_URL DG_HEALTH_TIMEOUT DG_VERIFY_FILES DG_BUILD_INPUTS DG_OUTPUTS_OF
 DG_APPS=(api worker)
 DG_PM2_NAME[api]='node-api-staging-api' DG_APP_OF_PM2['node-api-staging-api']=api DG_CWD[api]='.' DG_PORT[api]=14300
-DG_HEALTH_URL[api]='http://127.0.0.1:14300/health' DG_HEALTH_TIMEOUT[api]=30
-DG_VERIFY_FILES[api]='dist/server.js' DG_OUTPUTS_OF[api.install]='node_modules'
+DG_HEALTH_URL[api]='http://127.0.0.1:14300/health' DG_HEALTH_TIMEOUT[api]=30 DG_VERIFY_FILES[api]='dist/server.js' DG_OUTPUTS_OF[api.install]='node_modules'
 dg_install_api() {
   npm ci
 }

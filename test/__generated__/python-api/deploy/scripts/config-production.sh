@@ -7,12 +7,10 @@ DG_ECOSYSTEM='deploy/ecosystem.production.config.js' DG_PM2_HOME_KIND='project' 
 DG_ENV_FILE='.env.production' DG_EXAMPLE_FILE='.env.production.example' DG_REQUIRED_ENV=('DATABASE_URL' 'ALERT_WEBHOOK_URL') DG_ALERT_WEBHOOK_ENV='ALERT_WEBHOOK_URL'
 DG_MIN_FREE_MB=1024 DG_RELEASES_KEEP=0 DG_SHARED=() DG_EXCLUDE=('.env.production' 'logs' '.venv')
 DG_UNIT_PREFIX='python-api-production' DG_LOGROTATE='../logrotate/python-api-production.conf' DG_UNIT_FILES=('../systemd/python-api-production@.service' '../systemd/python-api-production-health@.service' '../systemd/python-api-production-health@.timer')
-declare -A DG_SCRIPTS=([deploy]='deploy-production.sh' [start]='start-production.sh' [stop]='stop-production.sh' [rollback]='rollback-production.sh' [install-systemd]='install-systemd-production.sh')
-declare -A DG_PM2_NAME DG_APP_OF_PM2 DG_CWD DG_PORT DG_HEALTH_URL DG_HEALTH_TIMEOUT DG_VERIFY_FILES DG_BUILD_INPUTS DG_OUTPUTS_OF
+declare -A DG_SCRIPTS=([deploy]='deploy-production.sh' [start]='start-production.sh' [stop]='stop-production.sh' [rollback]='rollback-production.sh' [install-systemd]='install-systemd-production.sh') DG_PM2_NAME DG_APP_OF_PM2 DG_CWD DG_PORT DG_HEALTH_URL DG_HEALTH_TIMEOUT DG_VERIFY_FILES DG_BUILD_INPUTS DG_OUTPUTS_OF
 DG_APPS=(api)
 DG_PM2_NAME[api]='python-api-production-api' DG_APP_OF_PM2['python-api-production-api']=api DG_CWD[api]='.' DG_PORT[api]=8000
-DG_HEALTH_URL[api]='http://127.0.0.1:8000/healthz' DG_HEALTH_TIMEOUT[api]=45
-DG_VERIFY_FILES[api]='.venv/bin/python
+DG_HEALTH_URL[api]='http://127.0.0.1:8000/healthz' DG_HEALTH_TIMEOUT[api]=45 DG_VERIFY_FILES[api]='.venv/bin/python
 app/main.py' DG_OUTPUTS_OF[api.install]='.venv'
 dg_install_api() {
   python3 -m venv .venv

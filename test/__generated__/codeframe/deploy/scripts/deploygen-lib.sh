@@ -31,6 +31,7 @@ dg_setup() {
     default) PM2_HOME=$(getent passwd "$DG_USER" | cut -d: -f6 || true) && PM2_HOME=${PM2_HOME:-${HOME:?HOME is not set}}/.pm2 ;;
   esac
   export PM2_HOME
+  ! command -v node >/dev/null 2>&1 || dg_helper_start # it starts up while bash goes on
   local me; me=$(id -un 2>/dev/null || echo '?')
   [[ $me == "$DG_USER" || $me == root ]] || ! getent passwd "$DG_USER" >/dev/null 2>&1 ||
     dg_warn "running as $me, but the service user is $DG_USER; run as $DG_USER (sudo -u $DG_USER ...) so everyone talks to one PM2 daemon"

@@ -37,12 +37,13 @@ dg_fleet_ssh() {
 }
 # dg_fleet_survey: every host's host-status at once, over SSH, into $DG_TMP/fleet/<index>.{out,err,rc}.
 dg_fleet_survey() {
-  local i dir=$DG_TMP/fleet started=$EPOCHREALTIME
+  local i dir=$DG_TMP/fleet started=$EPOCHREALTIME surveys=()
   rm -rf -- "$dir" && mkdir -p -- "$dir"
   for i in "${!DG_FLEET_HOSTS[@]}"; do
     (if dg_fleet_ssh "${DG_FLEET_HOSTS[i]}" "cd $DG_FLEET_PATH/current && bash $DG_FLEET_SCRIPTS/fleet-$DG_ENV.sh host-status" >"$dir/$i.out" 2>"$dir/$i.err"; then echo 0; else echo $?; fi >"$dir/$i.rc") &
+    surveys+=($!)
   done
-  wait
+  wait "${surveys[@]}" # not the Node helper, which runs until the end
   DG_FLEET_SURVEY_TIME=$(dg_elapsed_since "$started")
 }
 dg_fleet_rc() { cat -- "$DG_TMP/fleet/$1.rc"; }

@@ -233,7 +233,6 @@ async function alert(url, project, environment, app, event, detail) {
 }
 // serve OUT_FILE ERR_FILE: runs requests `N\0CWD\0ARG1\0...ARGN\0` from stdin as the command line would, one at a time.
 async function serve(outFile, errFile) {
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => {}); // a run's cleanup still asks; EOF ends it
   let [fields, files, pending] = [[], [path.resolve(outFile), path.resolve(errFile)], Buffer.alloc(0)];
   for await (const chunk of process.stdin) {
     pending = Buffer.concat([pending, chunk]);

@@ -53,7 +53,7 @@ dg_options() {
 dg_on_exit() {
   local rc=$? i jobs; trap - ERR INT TERM HUP
   for ((i = ${#DG_CLEANUPS[@]} - 1; i >= 0; i--)); do "${DG_CLEANUPS[i]}" || true; done
-  [[ -z ${DG_HELPER_OUT-} ]] || exec {DG_HELPER_OUT}>&-
+  [[ -z ${DG_HELPER_PID-} ]] || { kill "$DG_HELPER_PID" && wait "$DG_HELPER_PID"; } 2>/dev/null || true # gone before the run ends
   mapfile -t jobs < <(jobs -p); ((${#jobs[@]} == 0)) || kill -- "${jobs[@]}" 2>/dev/null || true
   rm -rf -- "$DG_TMP"; exit "$rc"
 }
@@ -89,8 +89,9 @@ dg_tools() {
 dg_helper_start() {
   [[ -z ${DG_HELPER_OUT-} ]] || return 0
   dg_need node "install Node.js 20.12 or later for the service user"
-  coproc DG_HELPER_PROC { dg_close_fds; exec node "$DG_SCRIPT_DIR/deploygen-helper.cjs" serve "$DG_TMP/helper.out" "$DG_TMP/helper.err"; }
-  exec {DG_HELPER_IN}<&"${DG_HELPER_PROC[0]}" {DG_HELPER_OUT}>&"${DG_HELPER_PROC[1]}"
+  # In a session of its own, so that a signal to the run's process group leaves it to answer the clean-up.
+  coproc DG_HELPER_PROC { dg_close_fds; exec setsid node "$DG_SCRIPT_DIR/deploygen-helper.cjs" serve "$DG_TMP/helper.out" "$DG_TMP/helper.err"; }
+  exec {DG_HELPER_IN}<&"${DG_HELPER_PROC[0]}" {DG_HELPER_OUT}>&"${DG_HELPER_PROC[1]}"; DG_HELPER_PID=$DG_HELPER_PROC_PID
 }
 # The write is in a subshell: a helper that died would end this shell with SIGPIPE.
 dg_ask() {

@@ -49,7 +49,8 @@ function deployInBackground(tiny: TinyProject, env: Record<string, string> = {})
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': the output the script wrote just before it exited has been read by then.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   return {
     output: () => out,
     async signal(name: NodeJS.Signals) {

@@ -26,6 +26,7 @@ dg_setup() {
   export "$DG_ROOT_VAR=$ROOT"
   DG_STATE=$ROOT/.deploygen/$DG_ENV DG_LOGS=$ROOT/logs DG_TMP=$(mktemp -d "${TMPDIR:-/tmp}/deploygen.XXXXXX")
   trap dg_on_exit EXIT && trap 'dg_interrupted INT' INT && trap 'dg_interrupted TERM' TERM && trap 'dg_interrupted HUP' HUP
+  exec {DG_OUT}>&1 {DG_ERR}>&2 # a signal may come while a function's output is redirected: the clean-up speaks here
   case ${PM2_HOME:+set}$DG_PM2_HOME_KIND in
     project) PM2_HOME=$ROOT/$DG_PM2_HOME ;; absolute) PM2_HOME=$DG_PM2_HOME ;;
     default) PM2_HOME=$(getent passwd "$DG_USER" | cut -d: -f6 || true) && PM2_HOME=${PM2_HOME:-${HOME:?HOME is not set}}/.pm2 ;;
@@ -51,7 +52,7 @@ dg_options() {
   done
 }
 dg_on_exit() {
-  local rc=$? i jobs; trap - ERR INT TERM HUP
+  local rc=$? i jobs; trap - ERR INT TERM HUP; exec 1>&"${DG_OUT:-1}" 2>&"${DG_ERR:-2}"
   for ((i = ${#DG_CLEANUPS[@]} - 1; i >= 0; i--)); do "${DG_CLEANUPS[i]}" || true; done
   [[ -z ${DG_HELPER_PID-} ]] || { kill "$DG_HELPER_PID" && wait "$DG_HELPER_PID"; } 2>/dev/null || true # gone before the run ends
   mapfile -t jobs < <(jobs -p); ((${#jobs[@]} == 0)) || kill -- "${jobs[@]}" 2>/dev/null || true
@@ -59,7 +60,7 @@ dg_on_exit() {
 }
 dg_interrupted() { trap - INT TERM HUP; dg_warn "interrupted by SIG$1: undoing what this run started"; exit 130; }
 # In a subshell: a daemon started from there must keep neither the run's lock nor the helper's pipes.
-dg_close_fds() { local fd; for fd in ${DG_LOCK_FD-} ${DG_HELPER_IN-} ${DG_HELPER_OUT-}; do exec {fd}>&-; done; }
+dg_close_fds() { local fd; for fd in ${DG_LOCK_FD-} ${DG_HELPER_IN-} ${DG_HELPER_OUT-} ${DG_OUT-} ${DG_ERR-}; do exec {fd}>&-; done; }
 # One deploy, start, stop or rollback per environment and checkout at a time; waits DG_LOCK_WAIT seconds.
 dg_lock() {
   [[ -d $DG_STATE ]] || mkdir -p -- "$DG_STATE" 2>/dev/null || dg_die "cannot create $DG_STATE" "make $ROOT writable by $(id -un) (the service user is $DG_USER)"

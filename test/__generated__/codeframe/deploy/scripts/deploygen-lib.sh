@@ -466,7 +466,7 @@ dg_dry_run() {
     dg_show '  error_log' "$DG_LOGS/${DG_PM2_NAME[$app]}.err.log"
   done
   ((DG_PRINT_VALUES == 0)) || return 0
-  dg_helper_start; DG_NODE_VERSION=$(dg_helper node-version) DG_STEPS=$DG_STATE/steps
+  DG_NODE_VERSION=$(dg_helper node-version) DG_STEPS=$DG_STATE/steps
   if ((DG_RELEASES_KEEP > 0)); then
     previous=$(dg_current || true)
     if dg_unchanged_since "$previous" "$(dg_source_hash)"; then
